@@ -1,0 +1,332 @@
+import {existsSync, readFileSync} from 'node:fs'
+import {isIP} from 'node:net'
+import {homedir} from 'node:os'
+import {dirname, relative, resolve} from 'node:path'
+import {Ajv, type ErrorObject} from 'ajv'
+import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node} from 'yaml'
+import {type ConfigProblem, UserError, ValidationError} from '../errors.js'
+import {schemaFile} from '../paths.js'
+import {listReleases} from './manifest.js'
+import type {ClusterConfig, HostConfig, JumpHost, SshAuth} from './model.js'
+
+type Path = (string | number)[]
+
+const DEFAULT_PORTS = {postgresql: 5432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}}
+
+let compiled: ReturnType<Ajv['compile']> | undefined
+function schemaValidator(): ReturnType<Ajv['compile']> {
+  compiled ??= new Ajv({allErrors: true, strict: false, verbose: true}).compile(JSON.parse(readFileSync(schemaFile, 'utf8')))
+  return compiled
+}
+
+export interface LoadOptions {
+  /** Environment used to expand `~` in key paths (defaults to this process's). */
+  home?: string
+  /** Check that key files exist (off for pure validation of someone else's file). */
+  checkKeyFiles?: boolean
+}
+
+/** Reads and validates cluster.yaml; throws ValidationError listing every problem with file:line:column. */
+export function loadClusterConfig(file: string, opts: LoadOptions = {}): ClusterConfig {
+  const abs = resolve(file)
+  if (!existsSync(abs)) {
+    throw new UserError(`${file}: no such file`, ['Run `imctl init` to write one, or pass --config PATH.'])
+  }
+  return parseClusterConfig(readFileSync(abs, 'utf8'), abs, opts)
+}
+
+export function parseClusterConfig(text: string, abs: string, opts: LoadOptions = {}): ClusterConfig {
+  const shown = relative(process.cwd(), abs) || abs
+  const lc = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false, uniqueKeys: true})
+  const problems: ConfigProblem[] = []
+  const at = (offset: number) => lc.linePos(offset)
+
+  for (const err of doc.errors) {
+    const pos = at(err.pos[0])
+    problems.push({file: shown, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${firstLine(err.message)}`})
+  }
+  if (problems.length) throw new ValidationError(problems, shown)
+
+  const data = doc.toJS() as unknown
+  const locate = (path: Path, key?: string): {line: number; column: number} => {
+    const off = offsetOf(doc, path, key)
+    const pos = at(off)
+    return {line: pos.line, column: pos.col}
+  }
+  const problem = (path: Path, message: string, hint?: string, key?: string) => {
+    problems.push({file: shown, ...locate(path, key), path: formatPath(key ? [...path, key] : path), message, hint})
+  }
+
+  const validate = schemaValidator()
+  if (!validate(data)) {
+    for (const e of simplifyAjvErrors(validate.errors ?? [])) {
+      const path = pointerToPath(e.instancePath)
+      if (e.keyword === 'additionalProperties') {
+        const extra = (e.params as {additionalProperty: string}).additionalProperty
+        const allowed = allowedKeys(e)
+        problem(path, `unknown key ${JSON.stringify(extra)}`, allowed ? `allowed here: ${allowed}` : undefined, extra)
+      } else if (e.keyword === 'required') {
+        const missing = (e.params as {missingProperty: string}).missingProperty
+        problem(path, `missing required key ${JSON.stringify(missing)}`, hintForMissing(missing))
+      } else if (e.keyword === 'oneOf' && e.instancePath.endsWith('/auth')) {
+        problem(path, 'auth needs exactly one of `key` or `agent`', 'write `auth: {key: ~/.ssh/id_ed25519}` or `auth: {agent: true}`')
+      } else if (e.keyword === 'pattern') {
+        problem(path, `${JSON.stringify(getIn(data, path))} is not valid here`, hintForPattern(path))
+      } else if (e.keyword === 'const') {
+        problem(path, `must be ${JSON.stringify((e.params as {allowedValue: unknown}).allowedValue)}`)
+      } else if (e.keyword === 'type') {
+        problem(path, `must be ${(e.params as {type: string}).type}, not ${describeType(getIn(data, path))}`)
+      } else if (e.keyword === 'minimum' || e.keyword === 'maximum') {
+        problem(path, `${String(getIn(data, path))} is out of range`, 'a port is 1 to 65535')
+      } else {
+        problem(path, e.message ?? e.keyword)
+      }
+    }
+    throw new ValidationError(dedupe(problems), shown)
+  }
+
+  const raw = data as RawConfig
+  checkMeaning(raw, problem, abs, opts)
+  if (problems.length) throw new ValidationError(dedupe(problems), shown)
+  return toModel(raw, abs, opts)
+}
+
+interface RawAuth {
+  key?: string
+  agent?: boolean
+}
+interface RawHost {
+  name: string
+  address: string
+  port?: number
+  user?: string
+  sudo?: boolean
+  auth?: RawAuth
+  jump?: {address: string; port?: number; user?: string; auth?: RawAuth}
+}
+interface RawConfig {
+  apiVersion: string
+  name: string
+  domain: string
+  release: string
+  secretsFile?: string
+  knownHostsFile?: string
+  hosts: RawHost[]
+  components: {
+    postgresql: {host: string; port?: number}
+    redis: {host: string; port?: number}
+    ejabberd: {host: string; ports?: {c2s?: number; http?: number; mqtt?: number; api?: number}}
+  }
+}
+
+type ProblemFn = (path: Path, message: string, hint?: string, key?: string) => void
+
+function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: LoadOptions): void {
+  const names = new Map<string, number>()
+  const endpoints = new Map<string, number>()
+  raw.hosts.forEach((h, i) => {
+    const seen = names.get(h.name)
+    if (seen !== undefined) problem(['hosts', i, 'name'], `duplicate host name ${JSON.stringify(h.name)} (also hosts[${seen}])`, 'give every host its own name')
+    else names.set(h.name, i)
+
+    if (isIP(h.address) === 0) {
+      problem(['hosts', i, 'address'], `${JSON.stringify(h.address)} is not an IP address`, 'write the host\'s IPv4 or IPv6 address on the cluster network, e.g. 10.0.0.11')
+    } else if (isUnusableAddress(h.address)) {
+      problem(['hosts', i, 'address'], `${h.address} cannot be a cluster address`, 'services bind to this address; use the host\'s own address on the cluster network')
+    }
+    const ep = `${h.address}:${h.port ?? 22}`
+    const other = endpoints.get(ep)
+    if (other !== undefined) problem(['hosts', i, 'address'], `same address and SSH port as hosts[${other}] (${ep})`, 'each host needs its own address')
+    else endpoints.set(ep, i)
+
+    const user = h.user ?? 'root'
+    if (h.sudo && user === 'root') problem(['hosts', i, 'sudo'], '`sudo: true` with user root', 'set `user:` to the non-root login that has sudo, or remove `sudo`')
+    if (!h.sudo && user !== 'root') problem(['hosts', i, 'user'], `user ${user} is not root and sudo is off`, 'add `sudo: true` (passwordless sudo is needed) or log in as root')
+    if (h.jump && isIP(h.jump.address) === 0 && !/^[a-z0-9.-]+$/i.test(h.jump.address)) {
+      problem(['hosts', i, 'jump', 'address'], `${JSON.stringify(h.jump.address)} is not an address or host name`)
+    }
+    if (opts.checkKeyFiles) {
+      for (const [auth, path] of [[h.auth, ['hosts', i, 'auth', 'key']], [h.jump?.auth, ['hosts', i, 'jump', 'auth', 'key']]] as const) {
+        if (auth?.key && !existsSync(expandHome(auth.key, opts, abs))) {
+          problem([...path], `key file ${auth.key} does not exist`, 'point `key:` at a private key file, or use `agent: true`')
+        }
+      }
+    }
+  })
+
+  if (!listReleases().includes(raw.release)) {
+    problem(['release'], `unknown release ${JSON.stringify(raw.release)}`, `use one of: ${listReleases().join(', ')}`)
+  }
+
+  // Placement on hosts that exist, and no two services on one port of one host.
+  const hostNames = raw.hosts.map((h) => h.name)
+  const ports = new Map<string, string>()
+  const claim = (host: string, port: number, owner: string, path: Path) => {
+    const key = `${host}:${port}`
+    const prev = ports.get(key)
+    if (prev) problem(path, `port ${port} on host ${host} is already used by ${prev}`, 'choose another port for one of them')
+    else ports.set(key, owner)
+  }
+  const comps = raw.components
+  for (const [comp, placement] of Object.entries(comps) as [string, {host: string}][]) {
+    if (!hostNames.includes(placement.host)) {
+      problem(['components', comp, 'host'], `no host named ${JSON.stringify(placement.host)}`, `use one of: ${hostNames.join(', ')}`)
+    }
+  }
+  const ssh = (name: string) => raw.hosts.find((h) => h.name === name)?.port ?? 22
+  for (const h of raw.hosts) ports.set(`${h.name}:${ssh(h.name)}`, 'sshd')
+  claim(comps.postgresql.host, comps.postgresql.port ?? DEFAULT_PORTS.postgresql, 'postgresql', ['components', 'postgresql', 'port'])
+  claim(comps.redis.host, comps.redis.port ?? DEFAULT_PORTS.redis, 'redis', ['components', 'redis', 'port'])
+  for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd)) {
+    const port = comps.ejabberd.ports?.[name as keyof typeof DEFAULT_PORTS.ejabberd] ?? def
+    claim(comps.ejabberd.host, port, `ejabberd ${name}`, comps.ejabberd.ports?.[name as 'c2s'] ? ['components', 'ejabberd', 'ports', name] : ['components', 'ejabberd', 'host'])
+  }
+  // Erlang's port mapper listens on 4369 beside ejabberd.
+  const epmd = `${comps.ejabberd.host}:4369`
+  if (ports.has(epmd)) problem(['components'], `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${ports.get(epmd)}`)
+}
+
+function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig {
+  const dir = dirname(abs)
+  const auth = (a: RawAuth | undefined): SshAuth =>
+    a?.key ? {kind: 'key', keyFile: expandHome(a.key, opts, abs)} : {kind: 'agent'}
+  const hosts: HostConfig[] = raw.hosts.map((h) => {
+    const user = h.user ?? 'root'
+    const hostAuth = auth(h.auth)
+    const jump: JumpHost | undefined = h.jump
+      ? {address: h.jump.address, port: h.jump.port ?? 22, user: h.jump.user ?? user, auth: h.jump.auth ? auth(h.jump.auth) : hostAuth}
+      : undefined
+    return {name: h.name, address: h.address, port: h.port ?? 22, user, sudo: h.sudo ?? false, auth: hostAuth, ...(jump ? {jump} : {})}
+  })
+  const e = raw.components.ejabberd.ports ?? {}
+  return {
+    file: abs,
+    name: raw.name,
+    domain: raw.domain,
+    release: raw.release,
+    secretsFile: resolve(dir, raw.secretsFile ?? `${raw.name}.secrets.yaml`),
+    knownHostsFile: resolve(dir, raw.knownHostsFile ?? '.imctl/known_hosts'),
+    hosts,
+    components: {
+      postgresql: {host: raw.components.postgresql.host, port: raw.components.postgresql.port ?? DEFAULT_PORTS.postgresql},
+      redis: {host: raw.components.redis.host, port: raw.components.redis.port ?? DEFAULT_PORTS.redis},
+      ejabberd: {
+        host: raw.components.ejabberd.host,
+        ports: {
+          c2s: e.c2s ?? DEFAULT_PORTS.ejabberd.c2s,
+          http: e.http ?? DEFAULT_PORTS.ejabberd.http,
+          mqtt: e.mqtt ?? DEFAULT_PORTS.ejabberd.mqtt,
+          api: e.api ?? DEFAULT_PORTS.ejabberd.api,
+        },
+      },
+    },
+  }
+}
+
+function expandHome(p: string, opts: LoadOptions, abs: string): string {
+  if (p === '~' || p.startsWith('~/')) return resolve(opts.home ?? homedir(), p.slice(2))
+  return resolve(dirname(abs), p)
+}
+
+function isUnusableAddress(addr: string): boolean {
+  return addr === '0.0.0.0' || addr === '::' || addr === '255.255.255.255' || /^(22[4-9]|23\d)\./.test(addr)
+}
+
+/** Offset in the text of the node at `path` (or of the key `key` inside it). */
+function offsetOf(doc: Document, path: Path, key?: string): number {
+  let node: unknown = doc.contents
+  let best = (doc.contents as Node | null)?.range?.[0] ?? 0
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg)
+      if (!pair) break
+      best = (pair.key as Node).range?.[0] ?? best
+      node = pair.value
+      if ((node as Node | null)?.range) best = (node as Node).range![0]
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg]
+      if ((node as Node | null)?.range) best = (node as Node).range![0]
+      else break
+    } else break
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key)
+    if (pair && (pair.key as Node).range) return (pair.key as Node).range![0]
+  }
+  return best
+}
+
+function pointerToPath(pointer: string): Path {
+  if (!pointer) return []
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
+}
+
+function formatPath(path: Path): string {
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '')
+}
+
+function getIn(data: unknown, path: Path): unknown {
+  return path.reduce<unknown>((v, seg) => (v && typeof v === 'object' ? (v as Record<string | number, unknown>)[seg] : undefined), data)
+}
+
+function describeType(v: unknown): string {
+  if (v === null || v === undefined) return 'empty'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a mapping'
+  return `${typeof v} ${JSON.stringify(v)}`
+}
+
+/** oneOf inside auth also reports its branches' `required`; keep the one readable message. */
+function simplifyAjvErrors(errors: ErrorObject[]): ErrorObject[] {
+  const authOneOf = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath))
+  return errors.filter((e) => !(e.keyword === 'required' && authOneOf.has(e.instancePath) && e.schemaPath.includes('oneOf')))
+}
+
+function allowedKeys(e: ErrorObject): string | undefined {
+  const schema = e.parentSchema as {properties?: Record<string, unknown>} | undefined
+  return schema?.properties ? Object.keys(schema.properties).join(', ') : undefined
+}
+
+function hintForMissing(key: string): string | undefined {
+  const hints: Record<string, string> = {
+    apiVersion: 'add `apiVersion: imctl/v1` at the top',
+    name: 'add `name: my-cluster`',
+    domain: 'add `domain: chat.example.com` (the XMPP domain)',
+    release: 'add `release: ejabberd-23.01-debian12`',
+    hosts: 'add a `hosts:` list with at least one host',
+    address: 'add `address: 10.0.0.11` (the host\'s cluster address)',
+    host: 'add `host: NAME` naming one of the hosts',
+    components: 'add `components:` placing postgresql, redis and ejabberd on hosts',
+  }
+  return hints[key]
+}
+
+function hintForPattern(path: Path): string | undefined {
+  const last = path[path.length - 1]
+  if (last === 'name' && path.length === 1) return 'lower-case letters, digits and dashes, starting with a letter (up to 31)'
+  if (last === 'name') return 'lower-case letters, digits and dashes, starting with a letter'
+  if (last === 'domain') return 'a lower-case DNS name such as chat.example.com'
+  if (last === 'user') return 'a Unix user name such as admin'
+  return undefined
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>()
+  return problems
+    .filter((p) => {
+      const k = `${p.line}:${p.column}:${p.message}`
+      if (seen.has(k)) return false
+      seen.add(k)
+      return true
+    })
+    .sort((a, b) => a.line - b.line || a.column - b.column)
+}

@@ -1,0 +1,60 @@
+/** Plain typed models of cluster.yaml after validation, with defaults filled in. */
+
+export type SshAuth = {kind: 'key'; keyFile: string} | {kind: 'agent'}
+
+export interface JumpHost {
+  address: string
+  port: number
+  user: string
+  auth: SshAuth
+}
+
+export interface HostConfig {
+  name: string
+  address: string
+  port: number
+  user: string
+  sudo: boolean
+  auth: SshAuth
+  jump?: JumpHost
+}
+
+export interface PostgresPlacement {
+  host: string
+  port: number
+}
+export interface RedisPlacement {
+  host: string
+  port: number
+}
+export interface EjabberdPlacement {
+  host: string
+  ports: {c2s: number; http: number; mqtt: number; api: number}
+}
+
+export interface ComponentsConfig {
+  postgresql: PostgresPlacement
+  redis: RedisPlacement
+  ejabberd: EjabberdPlacement
+}
+
+export type ComponentName = keyof ComponentsConfig
+
+export interface ClusterConfig {
+  /** Absolute path of the cluster.yaml this came from. */
+  file: string
+  name: string
+  domain: string
+  release: string
+  /** Absolute paths. */
+  secretsFile: string
+  knownHostsFile: string
+  hosts: HostConfig[]
+  components: ComponentsConfig
+}
+
+export function hostByName(config: ClusterConfig, name: string): HostConfig {
+  const host = config.hosts.find((h) => h.name === name)
+  if (!host) throw new Error(`bug: no host ${name} after validation`)
+  return host
+}

@@ -1,0 +1,100 @@
+import {randomBytes} from 'node:crypto'
+import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {dirname} from 'node:path'
+import {parse, stringify} from 'yaml'
+import {UserError} from '../errors.js'
+
+/** Every generated credential of a cluster. Lives only in the secrets file (0600). */
+export interface ClusterSecrets {
+  postgresql: {ejabberd_password: string}
+  redis: {password: string}
+  ejabberd: {admin_password: string}
+}
+
+const SHAPE: {[K in keyof ClusterSecrets]: (keyof ClusterSecrets[K])[]} = {
+  postgresql: ['ejabberd_password'],
+  redis: ['password'],
+  ejabberd: ['admin_password'],
+}
+
+/** A password of 32 URL-safe characters: no quoting trouble in any config format. */
+export function generatePassword(): string {
+  return randomBytes(24).toString('base64url')
+}
+
+export function loadSecrets(file: string): ClusterSecrets {
+  if (!existsSync(file)) {
+    throw new UserError(`secrets file ${file} does not exist`, [
+      'Run `imctl init` (or `imctl secrets generate`) to create it.',
+      'If you moved it, set `secretsFile:` in cluster.yaml.',
+    ])
+  }
+  const mode = statSync(file).mode & 0o777
+  if (mode & 0o077) {
+    throw new UserError(`secrets file ${file} is readable by others (mode ${mode.toString(8)})`, [`Run: chmod 600 ${file}`])
+  }
+  const data = (parse(readFileSync(file, 'utf8')) ?? {}) as Partial<Record<string, Record<string, unknown>>>
+  const missing: string[] = []
+  for (const [section, keys] of Object.entries(SHAPE)) {
+    for (const key of keys as string[]) {
+      const v = data[section]?.[key]
+      if (typeof v !== 'string' || v.length < 12) missing.push(`${section}.${key}`)
+    }
+  }
+  if (missing.length) {
+    throw new UserError(`secrets file ${file} lacks ${missing.join(', ')}`, [
+      'Run `imctl secrets generate` to add the missing values (existing ones are kept).',
+    ])
+  }
+  return data as unknown as ClusterSecrets
+}
+
+/** A full set of placeholder values, for rendering before any secret exists. */
+export function ensureSecretsInMemory(): ClusterSecrets {
+  const data: Record<string, Record<string, string>> = {}
+  for (const [section, keys] of Object.entries(SHAPE)) {
+    data[section] = Object.fromEntries((keys as string[]).map((k) => [k, `<${section}.${k}>`]))
+  }
+  return data as unknown as ClusterSecrets
+}
+
+/** Creates the secrets file or fills in what it lacks; never changes an existing value. */
+export function ensureSecrets(file: string): {secrets: ClusterSecrets; created: string[]} {
+  const data = existsSync(file)
+    ? ((parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, Record<string, string>>)
+    : {}
+  const created: string[] = []
+  for (const [section, keys] of Object.entries(SHAPE)) {
+    data[section] ??= {}
+    for (const key of keys as string[]) {
+      const v = data[section]![key]
+      if (typeof v !== 'string' || v.length < 12) {
+        data[section]![key] = generatePassword()
+        created.push(`${section}.${key}`)
+      }
+    }
+  }
+  if (created.length) writePrivateFile(file, '# imctl cluster secrets: keep private (mode 0600), back up apart from the hosts.\n' + stringify(data))
+  else chmodSync(file, 0o600)
+  return {secrets: data as unknown as ClusterSecrets, created}
+}
+
+/** Writes a file only its owner can read, atomically (temp + rename). */
+export function writePrivateFile(file: string, content: string): void {
+  mkdirSync(dirname(file), {recursive: true, mode: 0o700})
+  const tmp = `${file}.tmp-${process.pid}`
+  writeFileSync(tmp, content, {mode: 0o600})
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, file)
+}
+
+/** All secret values, for redacting them from any text shown to people. */
+export function secretValues(s: ClusterSecrets): string[] {
+  return Object.values(s).flatMap((section) => Object.values(section as Record<string, string>))
+}
+
+export function redact(text: string, secrets: string[]): string {
+  let out = text
+  for (const s of secrets) if (s) out = out.split(s).join('********')
+  return out
+}
