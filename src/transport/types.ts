@@ -1,0 +1,20 @@
+import type {HostConfig} from '../config/model.js'
+import type {ExecResult, RemoteCommand} from './command.js'
+
+export interface Tunnel {
+  /** A port on 127.0.0.1 of this machine that leads to the target. */
+  port: number
+  close(): Promise<void>
+}
+
+/** One open connection to one host. The only way the core reaches a host. */
+export interface HostConnection {
+  readonly host: HostConfig
+  /** Runs a command; throws RemoteError unless its exit code is accepted. */
+  exec(cmd: RemoteCommand): Promise<ExecResult>
+  /** Like exec, with stdout kept as bytes. */
+  execBuffer(cmd: RemoteCommand): Promise<{exitCode: number | null; stdout: Buffer; stderr: string}>
+  /** Forwards a local port through this host to dstHost:dstPort (as seen from this host). */
+  tunnel(dstHost: string, dstPort: number): Promise<Tunnel>
+  close(): Promise<void>
+}
