@@ -1,0 +1,50 @@
+import type {Component} from '../types.js'
+import {scramSha256Verifier} from './scram.js'
+
+export const postgresql: Component = {
+  name: 'postgresql',
+  dependsOn: [],
+  hosts: (config) => [config.components.postgresql.host],
+  resources(ctx) {
+    const placement = ctx.config.components.postgresql
+    const host = ctx.host(placement.host)
+    const release = ctx.manifest.components.postgresql!
+    const etc = `/etc/postgresql/${release.version}/main`
+    const vars = {
+      cluster: ctx.config,
+      host,
+      port: placement.port,
+      clusterAddresses: [...new Set(ctx.config.hosts.map((h) => h.address))],
+    }
+    const unit = `postgresql@${release.version}-main`
+    const base = {host: host.name, component: 'postgresql' as const}
+    return [
+      {...base, kind: 'packages', packages: release.packages},
+      {
+        ...base,
+        kind: 'file',
+        path: `${etc}/conf.d/50-imctl.conf`,
+        content: ctx.render('postgresql/imctl.conf.hbs', vars),
+        owner: 'postgres',
+        group: 'postgres',
+        mode: '644',
+        secret: false,
+        notify: [unit],
+      },
+      {
+        ...base,
+        kind: 'file',
+        path: `${etc}/pg_hba.conf`,
+        content: ctx.render('postgresql/pg_hba.conf.hbs', vars),
+        owner: 'postgres',
+        group: 'postgres',
+        mode: '640',
+        secret: false,
+        notify: [unit],
+      },
+      {...base, kind: 'service', unit, enableUnit: 'postgresql'},
+      {...base, kind: 'pg-role', role: 'ejabberd', verifier: scramSha256Verifier(ctx.secrets.postgresql.ejabberd_password, 'ejabberd')},
+      {...base, kind: 'pg-database', database: 'ejabberd', owner: 'ejabberd'},
+    ]
+  },
+}
