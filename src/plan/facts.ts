@@ -1,0 +1,42 @@
+/** What a host looks like now, as observed read-only. Missing knowledge is `null`, never a guess. */
+export interface FileFact {
+  owner: string
+  group: string
+  mode: string
+  content: Buffer
+}
+
+export interface ServiceFact {
+  /** systemd knows the unit at all. */
+  loaded: boolean
+  active: boolean
+  enabled: boolean
+}
+
+export interface PgFacts {
+  /** role → its stored password verifier ('' when it has none). */
+  roles: Record<string, string>
+  /** database → owner. */
+  databases: Record<string, string>
+  /** `db.table` entries that exist, for schema probes. */
+  tables: string[]
+}
+
+export interface HostFacts {
+  host: string
+  /** package → installed version, or null when not installed. */
+  packages: Record<string, string | null>
+  /** path → file, or null when it does not exist. */
+  files: Record<string, FileFact | null>
+  services: Record<string, ServiceFact>
+  /** Units that a changed config file is waiting to be restarted for (left by an interrupted run). */
+  pendingRestarts: string[]
+  /** null: no PostgreSQL server answering here (not installed or not running). */
+  pg: PgFacts | null
+  /** `user@domain` → password checks out; absent when the IM server could not be asked. */
+  xmppAccounts: Record<string, boolean>
+}
+
+export function emptyFacts(host: string): HostFacts {
+  return {host, packages: {}, files: {}, services: {}, pendingRestarts: [], pg: null, xmppAccounts: {}}
+}

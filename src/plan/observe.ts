@@ -1,0 +1,135 @@
+import type {RemoteCommand} from '../transport/command.js'
+import {shScript} from '../transport/command.js'
+import type {FileFact, PgFacts, ServiceFact} from './facts.js'
+
+/** Where imctl keeps its own state on a host. */
+export const STATE_DIR = '/var/lib/imctl'
+export const PENDING_DIR = `${STATE_DIR}/restart-pending`
+
+// ---- builders: read-only commands, as data ----
+
+export function packagesQuery(names: string[]): RemoteCommand {
+  return {
+    argv: ['dpkg-query', '-W', '-f', '${Package}\\t${db:Status-Status}\\t${Version}\\n', ...names],
+    description: `read installed versions of ${names.join(', ')}`,
+    // dpkg-query exits 1 when some package is unknown; it still lists the others.
+    okExitCodes: [0, 1],
+  }
+}
+
+export function filesQuery(paths: string[]): RemoteCommand {
+  return {
+    argv: shScript(
+      'for f; do if [ -f "$f" ]; then printf "%s\\0%s\\0" "$f" "$(stat -c "%U %G %a" "$f")"; base64 -w0 "$f"; printf "\\0"; ' +
+        'else printf "%s\\0-\\0\\0" "$f"; fi; done',
+      paths,
+    ),
+    description: `read ${paths.join(', ')}`,
+    root: true,
+  }
+}
+
+export function servicesQuery(units: string[]): RemoteCommand {
+  return {
+    argv: ['systemctl', 'show', '--property=Id,LoadState,ActiveState,UnitFileState', '--', ...units],
+    description: `read the state of ${units.join(', ')}`,
+  }
+}
+
+export function pendingRestartsQuery(): RemoteCommand {
+  return {
+    argv: shScript('ls -1 "$1" 2>/dev/null || true', [PENDING_DIR]),
+    description: 'list restarts left pending by an interrupted run',
+  }
+}
+
+/** Roles and databases, as the postgres superuser over the local socket (peer auth). */
+export function pgCatalogQuery(roles: string[], databases: string[]): RemoteCommand {
+  return {
+    argv: ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-F', '\t', '-d', 'postgres'],
+    stdin:
+      `SELECT 'role', rolname, coalesce(rolpassword, '') FROM pg_authid WHERE rolname IN (${sqlList(roles)});\n` +
+      `SELECT 'db', datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN (${sqlList(databases)});\n`,
+    asUser: 'postgres',
+    description: `read roles ${roles.join(', ')} and databases ${databases.join(', ')}`,
+  }
+}
+
+export function pgTableQuery(database: string, table: string): RemoteCommand {
+  return {
+    argv: ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database],
+    stdin: `SELECT to_regclass(${sqlLiteral(`public.${table}`)}) IS NOT NULL;\n`,
+    asUser: 'postgres',
+    description: `check whether table ${table} exists in database ${database}`,
+  }
+}
+
+export function sqlLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`
+}
+
+export function sqlIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`
+}
+
+function sqlList(items: string[]): string {
+  return items.length ? items.map(sqlLiteral).join(', ') : 'NULL'
+}
+
+// ---- parsers: pure ----
+
+export function parsePackages(stdout: string, names: string[]): Record<string, string | null> {
+  const out: Record<string, string | null> = Object.fromEntries(names.map((n) => [n, null]))
+  for (const line of stdout.split('\n')) {
+    const [name, status, version] = line.split('\t')
+    if (name && name in out) out[name] = status === 'installed' && version ? version : null
+  }
+  return out
+}
+
+export function parseFiles(stdout: string): Record<string, FileFact | null> {
+  const parts = stdout.split('\0')
+  const out: Record<string, FileFact | null> = {}
+  for (let i = 0; i + 2 < parts.length; i += 3) {
+    const path = parts[i]!
+    const meta = parts[i + 1]!
+    if (meta === '-') {
+      out[path] = null
+      continue
+    }
+    const [owner = '', group = '', mode = ''] = meta.split(' ')
+    out[path] = {owner, group, mode, content: Buffer.from(parts[i + 2]!, 'base64')}
+  }
+  return out
+}
+
+export function parseServices(stdout: string): Record<string, ServiceFact> {
+  const out: Record<string, ServiceFact> = {}
+  for (const block of stdout.split(/\n\s*\n/)) {
+    const kv = Object.fromEntries(
+      block
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    )
+    const id = kv.Id?.replace(/\.service$/, '')
+    if (!id) continue
+    out[id] = {
+      loaded: kv.LoadState === 'loaded',
+      active: kv.ActiveState === 'active',
+      enabled: ['enabled', 'enabled-runtime', 'static', 'indirect', 'generated', 'alias'].includes(kv.UnitFileState ?? ''),
+    }
+  }
+  return out
+}
+
+export function parsePgCatalog(stdout: string): Omit<PgFacts, 'tables'> {
+  const roles: Record<string, string> = {}
+  const databases: Record<string, string> = {}
+  for (const line of stdout.split('\n')) {
+    const [kind, name, value = ''] = line.split('\t')
+    if (kind === 'role' && name) roles[name] = value
+    if (kind === 'db' && name) databases[name] = value
+  }
+  return {roles, databases}
+}

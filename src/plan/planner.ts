@@ -1,0 +1,270 @@
+import {createTwoFilesPatch} from 'diff'
+import type {ComponentName} from '../config/model.js'
+import {versionMatches} from '../config/manifest.js'
+import type {RemoteCommand} from '../transport/command.js'
+import {shScript} from '../transport/command.js'
+import type {HostFacts} from './facts.js'
+import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
+import type {Resource} from './resources.js'
+import {resourceKey} from './resources.js'
+
+export type StepRun =
+  | {type: 'exec'; commands: RemoteCommand[]}
+  /** Read a file on one host and feed it to a command on another. */
+  | {type: 'pipe'; source: {host: string; command: RemoteCommand}; target: {host: string; command: RemoteCommand}}
+  | {type: 'xmpp-account'; user: string; domain: string; password: string; apiPort: number}
+
+/** One change to one host: what, where, why — and how, as data. */
+export interface Step {
+  id: string
+  host: string
+  component: ComponentName
+  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load'
+  what: string
+  why: string
+  diff?: string
+  /** Components that must be fully converged before this step runs. */
+  after: ComponentName[]
+  run: StepRun
+}
+
+export interface Plan {
+  steps: Step[]
+  /** Resources already as desired. */
+  unchanged: number
+  /** Problems found while observing that make the plan unsafe to apply. */
+  blockers: string[]
+}
+
+/**
+ * Compares desired resources with observed facts and returns the steps that would
+ * change something. Pure: the same inputs give the same plan.
+ */
+export function planChanges(
+  resources: Resource[],
+  facts: Record<string, HostFacts>,
+  componentOrder: ComponentName[],
+  dependsOn: (c: ComponentName) => ComponentName[],
+  redact: (text: string) => string = (t) => t,
+): Plan {
+  const steps: Step[] = []
+  const blockers: string[] = []
+  let unchanged = 0
+  // Packages first (one apt run per host), then components in dependency order,
+  // each component's resources in the order the component lists them.
+  const rank = (r: Resource) => (r.kind === 'packages' ? -1 : componentOrder.indexOf(r.component))
+  const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
+  const changedFilesFor = new Map<string, string[]>()
+  const installsOn = new Set<string>()
+
+  for (const r of sorted) {
+    const f = facts[r.host]
+    if (!f) throw new Error(`bug: no facts for host ${r.host}`)
+    const id = resourceKey(r)
+    const base = {id, host: r.host, component: r.component, after: [] as ComponentName[]}
+    switch (r.kind) {
+      case 'packages': {
+        const missing = r.packages.filter((p) => !f.packages[p.name])
+        for (const p of r.packages) {
+          const v = f.packages[p.name]
+          if (v && !versionMatches(p.version, v)) {
+            blockers.push(`${r.host}: ${p.name} ${v} is installed but this release pins ${p.version}; an upgrade or downgrade is not an install (see \`imctl upgrade\`)`)
+          }
+        }
+        if (!missing.length) {
+          unchanged++
+          break
+        }
+        installsOn.add(r.host)
+        const names = missing.map((p) => p.name)
+        steps.push({
+          ...base,
+          action: 'install',
+          what: `install ${names.join(' ')}`,
+          why: 'not installed',
+          run: {type: 'exec', commands: installPackages(names)},
+        })
+        break
+      }
+      case 'file': {
+        const now = f.files[r.path] ?? null
+        const desired = Buffer.from(r.content)
+        const contentSame = now !== null && now.content.equals(desired)
+        const metaSame = now !== null && now.owner === r.owner && now.group === r.group && now.mode === r.mode
+        if (contentSame && metaSame) {
+          unchanged++
+          break
+        }
+        if (!contentSame) for (const u of r.notify) changedFilesFor.set(`${r.host}:${u}`, [...(changedFilesFor.get(`${r.host}:${u}`) ?? []), r.path])
+        const why = now === null ? 'does not exist' : !contentSame ? 'content differs' : `owner/mode is ${now.owner}:${now.group} ${now.mode}`
+        steps.push({
+          ...base,
+          action: 'write',
+          what: `write ${r.path} (${r.owner}:${r.group} ${r.mode})`,
+          why,
+          ...(contentSame ? {} : {diff: redact(fileDiff(r.path, now?.content.toString('utf8') ?? '', r.content))}),
+          run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify)},
+        })
+        break
+      }
+      case 'service': {
+        const s = f.services[r.unit]
+        const enableUnit = r.enableUnit ?? r.unit
+        const enabled = f.services[enableUnit]?.enabled ?? false
+        const changed = changedFilesFor.get(`${r.host}:${r.unit}`) ?? []
+        const pending = f.pendingRestarts.includes(r.unit)
+        const after = dependsOn(r.component)
+        if (changed.length || pending || (installsOn.has(r.host) && s?.active !== false)) {
+          const why = changed.length
+            ? `${changed.join(', ')} changed`
+            : pending
+              ? 'a config change from an interrupted run is not live yet'
+              : 'freshly installed: start with the managed configuration'
+          steps.push({...base, after, action: 'restart', what: `restart ${r.unit}`, why, run: {type: 'exec', commands: restartService(r.unit, enableUnit)}})
+        } else if (!s?.active) {
+          steps.push({...base, after, action: 'start', what: `start ${r.unit}`, why: s?.loaded ? 'not running' : 'not installed yet', run: {type: 'exec', commands: restartService(r.unit, enableUnit)}})
+        } else if (!enabled) {
+          steps.push({...base, action: 'enable', what: `enable ${enableUnit} at boot`, why: 'disabled', run: {type: 'exec', commands: [enableService(enableUnit)]}})
+        } else unchanged++
+        break
+      }
+      case 'pg-role': {
+        const now = f.pg?.roles[r.role]
+        if (now === r.verifier) {
+          unchanged++
+          break
+        }
+        const why = f.pg === null ? 'PostgreSQL is not running yet' : now === undefined ? 'role does not exist' : 'password differs'
+        steps.push({...base, action: now === undefined ? 'create' : 'update', what: `set PostgreSQL role ${r.role} (login, scram-sha-256)`, why, run: {type: 'exec', commands: [ensurePgRole(r.role, r.verifier)]}})
+        break
+      }
+      case 'pg-database': {
+        const owner = f.pg?.databases[r.database]
+        if (owner === r.owner) {
+          unchanged++
+          break
+        }
+        const why = f.pg === null ? 'PostgreSQL is not running yet' : owner === undefined ? 'database does not exist' : `owned by ${owner}`
+        steps.push({...base, action: owner === undefined ? 'create' : 'update', what: `create database ${r.database} owned by ${r.owner}`, why, run: {type: 'exec', commands: [ensurePgDatabase(r.database, r.owner)]}})
+        break
+      }
+      case 'sql-schema': {
+        const db = facts[r.dbHost]
+        if (db?.pg?.tables.includes(`${r.database}.${r.probeTable}`)) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          after: r.after,
+          action: 'load',
+          what: `load ${r.sourcePath} into database ${r.database} on ${r.dbHost}`,
+          why: db?.pg ? `table ${r.probeTable} does not exist` : 'database is not ready yet',
+          run: {
+            type: 'pipe',
+            source: {host: r.host, command: {argv: ['cat', r.sourcePath], description: `read ${r.sourcePath}`}},
+            target: {host: r.dbHost, command: loadSchema(r.database, r.role)},
+          },
+        })
+        break
+      }
+      case 'xmpp-account': {
+        const jid = `${r.user}@${r.domain}`
+        if (f.xmppAccounts[jid] === true) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          after: dependsOn(r.component),
+          action: f.xmppAccounts[jid] === false ? 'update' : 'create',
+          what: `register XMPP account ${jid}`,
+          why: jid in f.xmppAccounts ? 'missing or its password differs' : 'the IM server is not answering yet',
+          run: {type: 'xmpp-account', user: r.user, domain: r.domain, password: r.password, apiPort: r.apiPort},
+        })
+        break
+      }
+    }
+  }
+  return {steps, unchanged, blockers}
+}
+
+// ---- action builders: commands that change a host, as data ----
+
+export function installPackages(names: string[]): RemoteCommand[] {
+  return [
+    {argv: ['apt-get', 'update', '-qq'], root: true, description: 'refresh the package lists'},
+    {
+      argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...names],
+      root: true,
+      description: `install ${names.join(' ')}`,
+    },
+  ]
+}
+
+/** Atomic write: temp file beside the target, owner and mode set, then rename. */
+export function writeFile(path: string, content: string, owner: string, group: string, mode: string, restartFor: string[]): RemoteCommand[] {
+  const cmds: RemoteCommand[] = []
+  if (restartFor.length) {
+    // Remember the restart before the write, so an interrupted run still restarts next time.
+    cmds.push({argv: shScript('mkdir -p "$1" && cd "$1" && shift && touch -- "$@"', [PENDING_DIR, ...restartFor]), root: true, description: `mark ${restartFor.join(', ')} for restart`})
+  }
+  cmds.push({
+    argv: shScript('t="$1.imctl-tmp" && umask 077 && cat > "$t" && chown "$2" "$t" && chmod "$3" "$t" && mv -f "$t" "$1"', [path, `${owner}:${group}`, mode]),
+    stdin: content,
+    root: true,
+    description: `write ${path}`,
+  })
+  return cmds
+}
+
+export function restartService(unit: string, enableUnit: string): RemoteCommand[] {
+  return [
+    enableService(enableUnit),
+    {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
+    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
+    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
+  ]
+}
+
+export function enableService(unit: string): RemoteCommand {
+  return {argv: ['systemctl', 'enable', '--quiet', unit], root: true, description: `enable ${unit} at boot`}
+}
+
+export function ensurePgRole(role: string, verifier: string): RemoteCommand {
+  return {
+    argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'],
+    stdin:
+      `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${sqlLiteral(role)}) THEN CREATE ROLE ${sqlIdent(role)} LOGIN; END IF; END $$;\n` +
+      `ALTER ROLE ${sqlIdent(role)} LOGIN PASSWORD ${sqlLiteral(verifier)};\n`,
+    asUser: 'postgres',
+    description: `create or update role ${role}`,
+  }
+}
+
+export function ensurePgDatabase(database: string, owner: string): RemoteCommand {
+  return {
+    argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'],
+    stdin:
+      `SELECT 'CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(owner)} ENCODING ''UTF8'' TEMPLATE template0' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${sqlLiteral(database)})\\gexec\n` +
+      `ALTER DATABASE ${sqlIdent(database)} OWNER TO ${sqlIdent(owner)};\n` +
+      `REVOKE ALL ON DATABASE ${sqlIdent(database)} FROM PUBLIC;\n`,
+    asUser: 'postgres',
+    description: `create database ${database}`,
+  }
+}
+
+/** Loads a schema from stdin in one transaction, as the owning role, so a cut run leaves nothing half-made. */
+export function loadSchema(database: string, role: string): RemoteCommand {
+  return {
+    argv: ['sh', '-c', '{ printf "SET ROLE %s;\\n" "$1"; cat; } | psql -X -q -1 -v ON_ERROR_STOP=1 -d "$2"', 'sh', sqlIdent(role), database],
+    asUser: 'postgres',
+    description: `load the schema into ${database} as ${role}`,
+  }
+}
+
+export function fileDiff(path: string, before: string, after: string): string {
+  return createTwoFilesPatch(path, path, before, after, 'now', 'planned', {context: 2})
+}
+
+export {STATE_DIR}
