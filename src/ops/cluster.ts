@@ -1,0 +1,83 @@
+import {COMPONENTS, component} from '../components/registry.js'
+import {loadClusterConfig} from '../config/load.js'
+import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
+import type {ClusterConfig, HostConfig} from '../config/model.js'
+import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
+import {UserError} from '../errors.js'
+import type {IoHost} from '../io.js'
+import {desiredState, hostsInUse} from '../plan/desired.js'
+import type {HostFacts} from '../plan/facts.js'
+import {gatherFacts} from '../plan/gather.js'
+import {planChanges, type Plan} from '../plan/planner.js'
+import type {Resource} from '../plan/resources.js'
+import {KnownHosts} from '../transport/known-hosts.js'
+import {connectSsh} from '../transport/ssh.js'
+import type {HostConnection} from '../transport/types.js'
+
+export interface ConnectOptions {
+  acceptNewHostKeys?: boolean
+  io: IoHost
+}
+
+/** A validated cluster with its secrets and desired state; no host contacted yet. */
+export interface ClusterModel {
+  config: ClusterConfig
+  manifest: ReleaseManifest
+  secrets: ClusterSecrets
+  resources: Resource[]
+  /** Replaces every secret value in a text with ********. */
+  redact(text: string): string
+}
+
+export function loadCluster(configFile: string): ClusterModel {
+  const config = loadClusterConfig(configFile, {checkKeyFiles: true})
+  const manifest = loadManifest(config.release)
+  const secrets = loadSecrets(config.secretsFile)
+  const values = secretValues(secrets)
+  return {config, manifest, secrets, resources: desiredState(config, manifest, secrets), redact: (t) => redact(t, values)}
+}
+
+/** Opens one SSH connection per host, in parallel; all or none. */
+export async function connectHosts(config: ClusterConfig, hosts: HostConfig[], opts: ConnectOptions): Promise<Map<string, HostConnection>> {
+  const knownHosts = new KnownHosts(config.knownHostsFile)
+  // Host-key prompts must not interleave: connect to unknown hosts one by one when asking.
+  const results = await Promise.allSettled(hosts.map((h) => connectSsh(h, {knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, io: opts.io})))
+  const conns = new Map<string, HostConnection>()
+  const errors: string[] = []
+  const steps = new Set<string>()
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') conns.set(hosts[i]!.name, r.value)
+    else {
+      errors.push((r.reason as Error).message)
+      for (const s of (r.reason as UserError).nextSteps ?? []) steps.add(s)
+    }
+  })
+  if (errors.length) {
+    await closeAll(conns)
+    throw new UserError(errors.join('\n'), [...steps])
+  }
+  return conns
+}
+
+export async function closeAll(conns: Map<string, HostConnection>): Promise<void> {
+  await Promise.allSettled([...conns.values()].map((c) => c.close()))
+}
+
+export function componentOrder() {
+  return COMPONENTS.map((c) => c.name)
+}
+
+/** Observes every host in parallel and computes the plan (read-only). */
+export async function observeAndPlan(model: ClusterModel, conns: Map<string, HostConnection>): Promise<{plan: Plan; facts: Record<string, HostFacts>}> {
+  const names = hostsInUse(model.config, model.resources)
+  const facts = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, await gatherFacts(conns.get(n)!, model.resources)] as const)),
+  )
+  const plan = planChanges(model.resources, facts, componentOrder(), (c) => component(c).dependsOn, model.redact)
+  return {plan, facts}
+}
+
+export function usedHosts(model: ClusterModel): HostConfig[] {
+  const names = hostsInUse(model.config, model.resources)
+  return model.config.hosts.filter((h) => names.includes(h.name))
+}

@@ -1,0 +1,182 @@
+import {randomBytes} from 'node:crypto'
+import {client as xmppClient, xml} from '@xmpp/client'
+import {Redis} from 'ioredis'
+import pg from 'pg'
+import WebSocket from 'ws'
+import {openEjabberdApi, type EjabberdApi} from '../components/ejabberd/api.js'
+import type {ComponentName} from '../config/model.js'
+import type {IoHost} from '../io.js'
+import type {ServiceResource} from '../plan/resources.js'
+import type {HostConnection} from '../transport/types.js'
+import {closeAll, connectHosts, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
+
+export interface HealthCheck {
+  host: string
+  component: ComponentName
+  check: string
+  ok: boolean
+  detail: string
+  ms: number
+}
+
+export interface HealthReport {
+  cluster: string
+  healthy: boolean
+  checks: HealthCheck[]
+}
+
+export interface HealthOptions {
+  configFile: string
+  acceptNewHostKeys?: boolean
+  io: IoHost
+  /** Seconds to wait for the test message. */
+  messageTimeout?: number
+}
+
+/** `imctl health`: every component checked in parallel, through the IM host as its clients see it. */
+export async function healthService(opts: HealthOptions): Promise<HealthReport> {
+  const model = loadCluster(opts.configFile)
+  const conns = await connectHosts(model.config, usedHosts(model), opts)
+  try {
+    const checks = await runHealthChecks(model, conns, opts.messageTimeout ?? 20)
+    return {cluster: model.config.name, healthy: checks.every((c) => c.ok), checks}
+  } finally {
+    await closeAll(conns)
+  }
+}
+
+async function timed(host: string, component: ComponentName, check: string, fn: () => Promise<string>, redact: (t: string) => string): Promise<HealthCheck> {
+  const t0 = Date.now()
+  try {
+    const detail = await fn()
+    return {host, component, check, ok: true, detail, ms: Date.now() - t0}
+  } catch (e) {
+    return {host, component, check, ok: false, detail: redact(errorText(e)), ms: Date.now() - t0}
+  }
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof AggregateError) return e.errors.map(errorText).join('; ') || e.message
+  return (e as Error)?.message || String(e)
+}
+
+export async function runHealthChecks(model: ClusterModel, conns: Map<string, HostConnection>, messageTimeout: number): Promise<HealthCheck[]> {
+  const c = model.config.components
+  const hostOf = (n: string) => model.config.hosts.find((h) => h.name === n)!
+  const im = conns.get(c.ejabberd.host)!
+  const r = model.redact
+
+  const services = model.resources.filter((x): x is ServiceResource => x.kind === 'service')
+  const serviceChecks = services.map((s) =>
+    timed(s.host, s.component, `systemd unit ${s.unit}`, async () => {
+      const res = await conns.get(s.host)!.exec({argv: ['systemctl', 'is-active', s.unit], description: `check ${s.unit}`, okExitCodes: [0, 3, 4]})
+      const state = res.stdout.trim()
+      if (state !== 'active') throw new Error(`${s.unit} is ${state || 'unknown'}; see \`journalctl -u ${s.unit}\` on ${s.host}, then run \`imctl install\``)
+      return 'active'
+    }, r),
+  )
+
+  const pgCheck = timed(c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}, SELECT 1`, async () => {
+    const t = await im.tunnel(hostOf(c.postgresql.host).address, c.postgresql.port)
+    const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000})
+    try {
+      await db.connect()
+      const res = await db.query<{one: number; version: string}>('SELECT 1 AS one, current_setting(\'server_version\') AS version')
+      if (res.rows[0]?.one !== 1) throw new Error('SELECT 1 did not return 1')
+      return `PostgreSQL ${res.rows[0].version} answers`
+    } finally {
+      await db.end().catch(() => {})
+      await t.close()
+    }
+  }, r)
+
+  const redisCheck = timed(c.redis.host, 'redis', `AUTH and PING from ${c.ejabberd.host}`, async () => {
+    const t = await im.tunnel(hostOf(c.redis.host).address, c.redis.port)
+    const client = new Redis({host: '127.0.0.1', port: t.port, password: model.secrets.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 10_000})
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      const pong = await client.ping()
+      if (pong !== 'PONG') throw new Error(`PING answered ${pong}`)
+      const info = await client.info('server')
+      return `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} answers PONG`
+    } finally {
+      client.disconnect()
+      await t.close()
+    }
+  }, r)
+
+  const imChecks = (async (): Promise<HealthCheck[]> => {
+    let api: EjabberdApi | undefined
+    const out: HealthCheck[] = []
+    try {
+      out.push(
+        await timed(c.ejabberd.host, 'ejabberd', 'node status', async () => {
+          api = await openEjabberdApi(im, c.ejabberd.ports.api)
+          const status = await api.call<string>('status', {})
+          if (!/is running/.test(status)) throw new Error(status)
+          return status.replace(/\s*\n\s*/g, '; ')
+        }, r),
+      )
+      if (api) {
+        out.push(
+          await timed(c.ejabberd.host, 'ejabberd', 'WebSocket login and message delivery', () => messageRoundTrip(model, im, api!, messageTimeout), r),
+        )
+      }
+    } finally {
+      await api?.close()
+    }
+    return out
+  })()
+
+  const all = await Promise.all([...serviceChecks, pgCheck, redisCheck, imChecks])
+  return all.flat()
+}
+
+/** Two throwaway users log in over WebSocket; one sends, the other receives; both are removed. */
+async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: EjabberdApi, timeoutSec: number): Promise<string> {
+  ;(globalThis as {WebSocket?: unknown}).WebSocket ??= WebSocket
+  const domain = model.config.domain
+  const tag = randomBytes(4).toString('hex')
+  const users = [`imctl-health-${tag}-a`, `imctl-health-${tag}-b`].map((user) => ({user, password: randomBytes(18).toString('base64url')}))
+  const ejabberdHost = model.config.hosts.find((h) => h.name === model.config.components.ejabberd.host)!
+  const tunnel = await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
+  const clients: ReturnType<typeof xmppClient>[] = []
+  try {
+    for (const u of users) await api.call('register', {user: u.user, host: domain, password: u.password})
+    for (const u of users) {
+      const x = xmppClient({service: `ws://127.0.0.1:${tunnel.port}/ws`, domain, username: u.user, password: u.password, resource: 'imctl-health'})
+      x.on('error', () => {})
+      // The check must fail, not retry forever, when the server goes away.
+      x.reconnect?.stop()
+      clients.push(x)
+    }
+    const [sender, receiver] = clients as [ReturnType<typeof xmppClient>, ReturnType<typeof xmppClient>]
+    const token = `imctl health ${tag} ${Date.now()}`
+    const received = new Promise<void>((resolve) => {
+      receiver.on('stanza', (st) => {
+        if (st.is('message') && st.getChildText('body') === token) resolve()
+      })
+    })
+    const t0 = Date.now()
+    await Promise.all(clients.map((x) => withTimeout(x.start(), timeoutSec * 1000, 'WebSocket login')))
+    await receiver.send(xml('presence'))
+    await sender.send(xml('message', {to: `${users[1]!.user}@${domain}`, type: 'chat'}, xml('body', {}, token)))
+    await withTimeout(received, timeoutSec * 1000, 'message delivery')
+    return `${users[0]!.user} → ${users[1]!.user} delivered in ${Date.now() - t0} ms (login included)`
+  } finally {
+    await Promise.allSettled(clients.map((x) => x.stop()))
+    await Promise.allSettled(users.map((u) => api.call('unregister', {user: u.user, host: domain})))
+    await tunnel.close()
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms / 1000}s`)), ms)
+    }),
+  ])
+}

@@ -1,0 +1,150 @@
+import {UserError} from '../errors.js'
+import type {IoHost} from '../io.js'
+import {applyPlan, type StepOutcome} from '../plan/apply.js'
+import type {Plan, Step} from '../plan/planner.js'
+import {appendAuditCommand, auditEntry} from './audit.js'
+import type {HostConnection} from '../transport/types.js'
+import {closeAll, connectHosts, loadCluster, observeAndPlan, usedHosts, type ClusterModel} from './cluster.js'
+import {lockCluster} from './lock.js'
+
+/** A plan step as shown to people and in --json (no stdin, so no secrets). */
+export interface StepView {
+  id: string
+  host: string
+  component: string
+  action: Step['action']
+  what: string
+  why: string
+  diff?: string
+  commands: {description: string; argv: string[]}[]
+}
+
+export interface PlanResult {
+  cluster: string
+  release: string
+  hosts: string[]
+  changes: number
+  unchanged: number
+  blockers: string[]
+  steps: StepView[]
+}
+
+export interface InstallResult extends PlanResult {
+  applied: StepOutcome[]
+  changed: number
+  failed: number
+  skipped: number
+}
+
+export function viewPlan(model: ClusterModel, plan: Plan, hosts: string[]): PlanResult {
+  return {
+    cluster: model.config.name,
+    release: model.config.release,
+    hosts,
+    changes: plan.steps.length,
+    unchanged: plan.unchanged,
+    blockers: plan.blockers,
+    steps: plan.steps.map((s) => ({
+      id: s.id,
+      host: s.host,
+      component: s.component,
+      action: s.action,
+      what: s.what,
+      why: s.why,
+      ...(s.diff ? {diff: s.diff} : {}),
+      commands:
+        s.run.type === 'exec'
+          ? s.run.commands.map((c) => ({description: c.description, argv: c.argv}))
+          : s.run.type === 'pipe'
+            ? [
+                {description: `on ${s.run.source.host}: ${s.run.source.command.description}`, argv: s.run.source.command.argv},
+                {description: `on ${s.run.target.host}: ${s.run.target.command.description}`, argv: s.run.target.command.argv},
+              ]
+            : [{description: `ejabberd admin API on 127.0.0.1:${s.run.apiPort}: check_account, then register or change_password`, argv: []}],
+    })),
+  }
+}
+
+export interface RunOptions {
+  configFile: string
+  acceptNewHostKeys?: boolean
+  io: IoHost
+}
+
+/** `imctl plan`: connect, observe read-only, return the steps that would change. */
+export async function planService(opts: RunOptions): Promise<PlanResult> {
+  const model = loadCluster(opts.configFile)
+  const hosts = usedHosts(model)
+  const conns = await connectHosts(model.config, hosts, opts)
+  try {
+    const {plan} = await observeAndPlan(model, conns)
+    return viewPlan(model, plan, hosts.map((h) => h.name))
+  } finally {
+    await closeAll(conns)
+  }
+}
+
+/** A locked cluster with its plan computed: apply it, then close. */
+export interface InstallSession {
+  plan: PlanResult
+  apply(io: IoHost): Promise<InstallResult>
+  close(): Promise<void>
+}
+
+/** `imctl install`, first half: connect, lock, observe, plan. Nothing changes yet. */
+export async function beginInstall(opts: RunOptions & {command?: string}): Promise<InstallSession> {
+  const model = loadCluster(opts.configFile)
+  const hosts = usedHosts(model)
+  const conns = await connectHosts(model.config, hosts, opts)
+  let lock: Awaited<ReturnType<typeof lockCluster>> | undefined
+  const close = async () => {
+    await lock?.release()
+    await closeAll(conns)
+  }
+  try {
+    lock = await lockCluster([...conns.values()], opts.command ?? 'imctl install', opts.io)
+    const {plan} = await observeAndPlan(model, conns)
+    const view = viewPlan(model, plan, hosts.map((h) => h.name))
+    if (plan.blockers.length) {
+      throw new UserError(`nothing was changed: ${plan.blockers.join('; ')}`, ['Use a cluster.yaml whose release matches what the hosts run.'])
+    }
+    return {plan: view, close, apply: (io) => applyInstall(model, plan, view, conns, io, opts.command ?? 'imctl install')}
+  } catch (e) {
+    await close()
+    throw e
+  }
+}
+
+async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, conns: Map<string, HostConnection>, io: IoHost, command: string): Promise<InstallResult> {
+  if (!plan.steps.length) {
+    return {...view, applied: [], changed: 0, failed: 0, skipped: 0}
+  }
+  const result = await applyPlan(plan, conns, io)
+  const entry = (host: string) =>
+    auditEntry(
+      command,
+      model.config.release,
+      result.failed || result.skipped ? 'failed' : 'ok',
+      result.outcomes.filter((o) => o.host === host && o.status === 'changed').length,
+      result.outcomes.filter((o) => o.host === host && o.status === 'failed').length,
+      result.outcomes.filter((o) => o.host === host).map((o) => `${o.status}: ${o.what}`),
+    )
+  await Promise.allSettled(result.touched.map((h) => conns.get(h)!.exec(appendAuditCommand(entry(h)))))
+  return {
+    ...view,
+    applied: result.outcomes.map((o) => (o.error ? {...o, error: model.redact(o.error)} : o)),
+    changed: result.changed,
+    failed: result.failed,
+    skipped: result.skipped,
+  }
+}
+
+/** `imctl install` in one call (for tests and scripts). */
+export async function installService(opts: RunOptions & {command?: string}): Promise<InstallResult> {
+  const session = await beginInstall(opts)
+  try {
+    return await session.apply(opts.io)
+  } finally {
+    await session.close()
+  }
+}
