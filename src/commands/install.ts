@@ -1,0 +1,32 @@
+import {Flags} from '@oclif/core'
+import {acceptKeysFlag, BaseCommand, configFlag} from '../cli/base.js'
+import {formatInstall, formatPlan} from '../cli/format.js'
+import {planProgress, terminalIo} from '../cli/io.js'
+import {beginInstall} from '../ops/install.js'
+
+export default class Install extends BaseCommand<typeof Install> {
+  static override summary = 'Install or converge the cluster: apply exactly the plan that `imctl plan` shows.'
+  static override description =
+    'Hosts work in parallel (the database and Redis before the IM server). A lock stops two runs from overlapping; every host touched gets one audit line in /var/log/imctl/audit.log. On a converged cluster it changes nothing and says so.'
+  static override examples = ['<%= config.bin %> install', '<%= config.bin %> install --json --accept-new-host-keys']
+  static override flags = {
+    config: configFlag,
+    'accept-new-host-keys': acceptKeysFlag,
+    'show-plan': Flags.boolean({description: 'Print the plan (with diffs) before applying it.', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const base = terminalIo({interactive: !this.nonInteractive, quiet: this.flags.json, warn: (m) => this.warn2(m)})
+    const session = await beginInstall({configFile: this.flags.config, acceptNewHostKeys: this.flags['accept-new-host-keys'], io: base, command: 'imctl install'})
+    try {
+      if (this.flags['show-plan'] && !this.flags.json) process.stdout.write(formatPlan(session.plan, {diffs: true}) + '\n\n')
+      const renderer = this.flags.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple'
+      const {io, done} = planProgress(session.plan.steps, base, {renderer})
+      const result = await session.apply(io)
+      await done
+      this.output(result, formatInstall, result.failed || result.skipped ? 1 : 0)
+    } finally {
+      await session.close()
+    }
+  }
+}
