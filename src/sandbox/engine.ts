@@ -1,0 +1,50 @@
+import {existsSync} from 'node:fs'
+import Docker from 'dockerode'
+import {UserError} from '../errors.js'
+
+/** The local container engine's Docker-compatible API: $DOCKER_HOST, podman's socket, or Docker's. */
+export function localEngine(): {docker: Docker; where: string} {
+  const env = process.env.DOCKER_HOST
+  if (env?.startsWith('unix://')) return {docker: new Docker({socketPath: env.slice('unix://'.length)}), where: env}
+  for (const socketPath of ['/run/podman/podman.sock', '/var/run/docker.sock']) {
+    if (existsSync(socketPath)) return {docker: new Docker({socketPath}), where: `unix://${socketPath}`}
+  }
+  throw new UserError('no container engine API found (looked at $DOCKER_HOST, /run/podman/podman.sock, /var/run/docker.sock)', [
+    'Run scripts/host-prereqs.sh (installs podman and starts its API), or start Docker, or set DOCKER_HOST=unix:///path/to.sock.',
+  ])
+}
+
+/** Waits for a build/import/pull progress stream; rejects on the engine's error. */
+export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLine?: (line: string) => void): Promise<{stream?: string; status?: string; aux?: {ID?: string}; error?: string}[]> {
+  return new Promise((resolve, reject) =>
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null, res: {error?: string}[]) => {
+        if (err) return reject(err)
+        const failed = res.find((r) => r.error)
+        if (failed) return reject(new Error(failed.error))
+        resolve(res)
+      },
+      (e: {stream?: string; error?: string}) => {
+        if (e.stream && onLine) onLine(e.stream.trimEnd())
+      },
+    ),
+  )
+}
+
+/** Runs a command in a container and returns its stdout (demultiplexed), throwing on a non-zero exit. */
+export async function containerExec(container: Docker.Container, cmd: string[]): Promise<string> {
+  const exec = await container.exec({Cmd: cmd, AttachStdout: true, AttachStderr: true})
+  const stream = await exec.start({})
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  await new Promise<void>((resolve, reject) => {
+    container.modem.demuxStream(stream, {write: (b: Buffer) => out.push(b)} as never, {write: (b: Buffer) => err.push(b)} as never)
+    stream.on('end', resolve)
+    stream.on('error', reject)
+  })
+  const info = await exec.inspect()
+  const stdout = Buffer.concat(out).toString('utf8')
+  if (info.ExitCode !== 0) throw new Error(`${cmd.join(' ')} exited ${info.ExitCode}: ${Buffer.concat(err).toString('utf8').trim()}`)
+  return stdout
+}

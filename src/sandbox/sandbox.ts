@@ -1,0 +1,227 @@
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import type Docker from 'dockerode'
+import {execa} from 'execa'
+import {writeClusterFiles, schemaPathFrom, type HostAnswer} from '../config/init.js'
+import {UserError} from '../errors.js'
+import type {IoHost} from '../io.js'
+import {schemaFile, templatesDir} from '../paths.js'
+import {endpointName} from '../transport/known-hosts.js'
+import {containerExec, followProgress, localEngine} from './engine.js'
+
+export const SANDBOX_PREFIX = 'imctl-sbx'
+const BASE_IMAGE = 'localhost/imctl-sbx-base'
+const BASE_TAG = 'bookworm'
+const LABEL = 'io.imctl.sandbox'
+
+export interface SandboxHost {
+  name: string
+  container: string
+  address: string
+}
+
+export interface SandboxResult {
+  name: string
+  dir: string
+  configFile: string
+  secretsFile: string
+  network: string
+  hosts: SandboxHost[]
+  engine: string
+}
+
+export interface SandboxCreateOptions {
+  name: string
+  hosts: number
+  dir: string
+  domain?: string
+  release?: string
+  /** Debian mirror for the base image; default: the one this machine's apt uses. */
+  mirror?: string
+  /** Make the network internal: hosts can reach each other and this machine, nothing else. */
+  internal?: boolean
+  io: IoHost
+}
+
+export function sandboxNames(name: string) {
+  return {network: `${SANDBOX_PREFIX}-${name}`, container: (i: number) => `${SANDBOX_PREFIX}-${name}-h${i}`}
+}
+
+/** Creates N systemd+sshd "servers" on the local engine and a cluster.yaml that uses them. */
+export async function createSandbox(opts: SandboxCreateOptions): Promise<SandboxResult> {
+  if (!/^[a-z][a-z0-9-]{0,20}$/.test(opts.name)) throw new UserError(`bad sandbox name ${JSON.stringify(opts.name)}`, ['Use lower-case letters, digits and dashes.'])
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 9) throw new UserError('--hosts must be 1 to 9')
+  const {docker, where} = localEngine()
+  const names = sandboxNames(opts.name)
+  const existing = await docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABEL}=${opts.name}`]})})
+  if (existing.length) {
+    throw new UserError(`sandbox ${opts.name} already exists (${existing.length} containers)`, [`Run \`imctl sandbox destroy --name ${opts.name}\` first, or pick another --name.`])
+  }
+  const image = await ensureHostImage(docker, opts)
+
+  const dir = resolve(opts.dir)
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  const keyFile = join(dir, 'id_ed25519')
+  if (!existsSync(keyFile)) await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `imctl-sandbox-${opts.name}`, '-f', keyFile])
+
+  const nets = await docker.listNetworks({filters: JSON.stringify({name: [names.network]})})
+  if (!nets.some((n) => n.Name === names.network)) {
+    await docker.createNetwork({Name: names.network, Internal: opts.internal ?? false, Labels: {[LABEL]: opts.name}})
+  }
+
+  opts.io.notify({type: 'info', message: `starting ${opts.hosts} hosts on ${names.network}`})
+  const hosts = await Promise.all(
+    Array.from({length: opts.hosts}, async (_, k) => {
+      const i = k + 1
+      const c = await docker.createContainer({
+        name: names.container(i),
+        Hostname: `h${i}`,
+        Image: image,
+        Labels: {[LABEL]: opts.name},
+        HostConfig: {NetworkMode: names.network, Binds: [`${keyFile}.pub:/root/.ssh/authorized_keys:ro`, `${keyFile}.pub:/home/imctl/.ssh/authorized_keys:ro`]},
+      })
+      await c.start()
+      await waitBooted(c, names.container(i))
+      const info = await c.inspect()
+      const address = info.NetworkSettings.Networks[names.network]?.IPAddress
+      if (!address) throw new Error(`bug: ${names.container(i)} has no address on ${names.network}`)
+      // The host key read through the engine (a trusted channel) is pinned: no blind acceptance.
+      const pub = (await containerExec(c, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(/\s+/)
+      return {name: `h${i}`, container: names.container(i), address, hostKey: `${pub[0]} ${pub[1]}`}
+    }),
+  )
+  const knownHosts = join(dir, 'known_hosts')
+  writeFileSync(knownHosts, hosts.map((h) => `${endpointName(h.address, 22)} ${h.hostKey}\n`).join(''), {mode: 0o600})
+
+  const n = hosts.length
+  const placement = {
+    postgresql: 'h1',
+    redis: n >= 3 ? 'h2' : 'h1',
+    ejabberd: n >= 3 ? 'h3' : n === 2 ? 'h2' : 'h1',
+  }
+  const configFile = join(dir, 'cluster.yaml')
+  const answers: HostAnswer[] = hosts.map((h) => ({name: h.name, address: h.address, key: './id_ed25519'}))
+  const init = writeClusterFiles(
+    configFile,
+    {
+      name: opts.name,
+      domain: opts.domain ?? `${opts.name}.imctl.test`,
+      release: opts.release ?? 'ejabberd-23.01-debian12',
+      hosts: answers,
+      placement,
+      knownHostsFile: 'known_hosts',
+    },
+    {force: true, schemaPath: schemaPathFrom(configFile, schemaFile)},
+  )
+  return {
+    name: opts.name,
+    dir,
+    configFile,
+    secretsFile: init.secretsFile,
+    network: names.network,
+    hosts: hosts.map(({hostKey: _k, ...h}) => h),
+    engine: where,
+  }
+}
+
+export interface SandboxDestroyResult {
+  name: string
+  removedContainers: string[]
+  removedNetwork: boolean
+  removedDir: boolean
+}
+
+/** Removes the sandbox's containers, network and files. Removing what is already gone is success. */
+export async function destroySandbox(name: string, dir: string | undefined): Promise<SandboxDestroyResult> {
+  const {docker} = localEngine()
+  const names = sandboxNames(name)
+  const list = await docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABEL}=${name}`]})})
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({force: true, v: true})))
+  let removedNetwork = false
+  const nets = await docker.listNetworks({filters: JSON.stringify({name: [names.network]})})
+  for (const n of nets.filter((x) => x.Name === names.network)) {
+    await docker.getNetwork(n.Id).remove()
+    removedNetwork = true
+  }
+  let removedDir = false
+  if (dir && existsSync(join(dir, 'cluster.yaml')) && existsSync(join(dir, 'id_ed25519'))) {
+    rmSync(dir, {recursive: true, force: true})
+    removedDir = true
+  }
+  return {name, removedContainers: list.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, '')), removedNetwork, removedDir}
+}
+
+async function waitBooted(c: Docker.Container, name: string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  let state = ''
+  while (Date.now() < deadline) {
+    try {
+      state = (await containerExec(c, ['sh', '-c', 'systemctl is-system-running || true; systemctl is-active ssh || true'])).trim()
+      if (/^(running|degraded)\s+active$/m.test(state)) return
+    } catch {
+      // not ready to exec yet
+    }
+    await new Promise((r) => setTimeout(r, 300))
+  }
+  throw new Error(`${name} did not boot within 60s (systemd/ssh: ${state.replace(/\s+/g, ' ')})`)
+}
+
+/** The base image from Debian's mirror (no registry needed), then the host image built on it. */
+async function ensureHostImage(docker: Docker, opts: SandboxCreateOptions): Promise<string> {
+  const ctxDir = join(templatesDir, 'sandbox')
+  const files = ['Containerfile', 'ssh-hostkeys.service']
+  const hash = createHash('sha256')
+  for (const f of files) hash.update(readFileSync(join(ctxDir, f)))
+  const tag = hash.digest('hex').slice(0, 12)
+  const hostImage = `localhost/imctl-sbx-host:${tag}`
+  if (await imageExists(docker, hostImage)) return hostImage
+
+  const base = `${BASE_IMAGE}:${BASE_TAG}`
+  if (!(await imageExists(docker, base))) {
+    const mirror = opts.mirror ?? aptMirror()
+    opts.io.notify({type: 'info', message: `building the base image from ${mirror} with debootstrap (about half a minute)`})
+    const rootfs = mkdtempSync(join(tmpdir(), 'imctl-rootfs-'))
+    try {
+      await execa('debootstrap', ['--variant=minbase', 'bookworm', rootfs, mirror])
+      const tar = execa('tar', ['-C', rootfs, '-c', '.'], {buffer: false})
+      const imported = (await (docker.importImage(tar.stdout as never, {repo: BASE_IMAGE, tag: BASE_TAG}) as unknown as Promise<NodeJS.ReadableStream>))
+      const progress = await followProgress(docker, imported)
+      await tar
+      if (!(await imageExists(docker, base))) {
+        // podman's compat API ignores the tag on import: tag the imported image by its id.
+        const id = progress.map((p) => p.status ?? '').find((s) => /^sha256:[0-9a-f]{64}$/.test(s))
+        if (!id) throw new Error('the engine did not report the imported image id')
+        await docker.getImage(id).tag({repo: BASE_IMAGE, tag: BASE_TAG})
+      }
+    } finally {
+      rmSync(rootfs, {recursive: true, force: true})
+    }
+  }
+  opts.io.notify({type: 'info', message: `building the sandbox host image ${hostImage}`})
+  const stream = await docker.buildImage({context: ctxDir, src: files}, {t: hostImage, dockerfile: 'Containerfile', buildargs: {BASE: base}})
+  await followProgress(docker, stream)
+  return hostImage
+}
+
+async function imageExists(docker: Docker, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The Debian mirror this machine's apt uses (deb822 or one-line sources). */
+export function aptMirror(): string {
+  const candidates = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']
+  for (const f of candidates) {
+    if (!existsSync(f)) continue
+    const text = readFileSync(f, 'utf8')
+    const m = text.match(/^URIs:\s*(\S+\/debian)\/?\s*$/m) ?? text.match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+bookworm\s/m)
+    if (m?.[1]) return m[1]
+  }
+  return 'http://deb.debian.org/debian'
+}
