@@ -102,7 +102,7 @@ export function planChanges(
           action: 'write',
           what: `write ${r.path} (${r.owner}:${r.group} ${r.mode})`,
           why,
-          ...(contentSame ? {} : {diff: redact(fileDiff(r.path, now?.content.toString('utf8') ?? '', r.content))}),
+          ...(contentSame ? {} : {diff: redact(fileDiff(r.path, r.secret ? maskStaleSecrets(now?.content.toString('utf8') ?? '', r.content, redact) : (now?.content.toString('utf8') ?? ''), r.content))}),
           run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify)},
         })
         break
@@ -193,9 +193,16 @@ export function planChanges(
 
 export function installPackages(names: string[]): RemoteCommand[] {
   return [
-    {argv: ['apt-get', 'update', '-qq'], root: true, description: 'refresh the package lists'},
+    // Finish a dpkg run that an interrupted install left half-done; a no-op otherwise.
+    // (retried while another dpkg, e.g. one left by a killed run, still holds the lock).
     {
-      argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...names],
+      argv: shScript('for i in $(seq 1 60); do DEBIAN_FRONTEND=noninteractive dpkg --configure -a --force-confold && exit 0; sleep 2; done; exit 1'),
+      root: true,
+      description: 'finish any interrupted package configuration',
+    },
+    {argv: ['apt-get', 'update', '-qq', '-o', 'DPkg::Lock::Timeout=300'], root: true, description: 'refresh the package lists'},
+    {
+      argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', '-o', 'Dpkg::Options::=--force-confold', ...names],
       root: true,
       description: `install ${names.join(' ')}`,
     },
@@ -261,6 +268,32 @@ export function loadSchema(database: string, role: string): RemoteCommand {
     asUser: 'postgres',
     description: `load the schema into ${database} as ${role}`,
   }
+}
+
+/**
+ * A secret file on a host can hold a value redact() does not know (the live password
+ * before a rotation is applied, or one set by hand): mask it wherever a desired line
+ * carries a secret, so the plan shows that the line changes but not the value.
+ */
+function maskStaleSecrets(before: string, desired: string, redact: (text: string) => string): string {
+  const desiredLines = new Set(desired.split('\n'))
+  const frames = desired.split('\n').flatMap((line) => {
+    const shown = redact(line)
+    if (shown === line) return []
+    let head = 0
+    while (line[head] === shown[head]) head++
+    let tail = 0
+    while (tail < line.length - head && line[line.length - 1 - tail] === shown[shown.length - 1 - tail]) tail++
+    return head ? [{prefix: line.slice(0, head), suffix: line.slice(line.length - tail)}] : []
+  })
+  return before
+    .split('\n')
+    .map((line) => {
+      if (desiredLines.has(line)) return line // redact() masks it the same on both sides
+      const f = frames.find((x) => line.startsWith(x.prefix) && line.endsWith(x.suffix))
+      return f ? `${f.prefix}********${f.suffix}` : line
+    })
+    .join('\n')
 }
 
 export function fileDiff(path: string, before: string, after: string): string {
