@@ -59,9 +59,12 @@ export function planProgress(steps: StepView[], base: IoHost, opts: {renderer: '
     rendererOptions: {collapseSubtasks: false},
   })
   const done = list.run().catch(() => undefined)
+  // Fault injection for the end-to-end tests: die like `kill -9` right after this step.
+  const killAfter = process.env.IMCTL_TEST_KILL_AFTER_STEP
   const io: IoHost = {
     confirmHostKey: base.confirmHostKey,
     notify(e) {
+      if (e.type === 'step-done' && e.stepId === killAfter) process.kill(process.pid, 'SIGKILL')
       if (e.type === 'step-done') waits.get(e.stepId)?.resolve({status: e.status, ...(e.error ? {error: e.error} : {})})
       else if (e.type === 'warning' || e.type === 'info') base.notify(e)
     },
