@@ -4,14 +4,17 @@
 # cgroup v2 / CAP_SYS_RESOURCE. Idempotent; needs root.
 set -euo pipefail
 
+# command -> Debian package that provides it
+declare -A pkg=([podman]=podman [runc]=runc [debootstrap]=debootstrap [curl]=curl [ssh-keygen]=openssh-client [ssh-agent]=openssh-client [tar]=tar)
 need=()
-for bin in podman runc debootstrap; do
-  command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
+for bin in "${!pkg[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || need+=("${pkg[$bin]}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "host-prereqs: installing ${need[*]} from Debian"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 conf=/etc/containers/containers.conf
