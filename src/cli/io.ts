@@ -5,6 +5,8 @@ import type {StepView} from '../ops/install.js'
 
 /** Plain IoHost for the terminal: warnings and infos on stderr; asks for host keys only when a person is there. */
 export function terminalIo(opts: {interactive: boolean; quiet: boolean; warn: (m: string) => void}): IoHost {
+  // Hosts connect in parallel; their host-key questions are asked one at a time.
+  let asking: Promise<unknown> = Promise.resolve()
   return {
     notify(e: ProgressEvent) {
       if (e.type === 'warning') opts.warn(e.message)
@@ -12,7 +14,9 @@ export function terminalIo(opts: {interactive: boolean; quiet: boolean; warn: (m
     },
     async confirmHostKey(endpoint, keyType, fp) {
       if (!opts.interactive) return false
-      return confirm({message: `${endpoint} is a new host with key ${keyType} ${fp}. Pin it and continue?`, default: false})
+      const answer = asking.then(() => confirm({message: `${endpoint} is a new host with key ${keyType} ${fp}. Pin it and continue?`, default: false}))
+      asking = answer.catch(() => undefined)
+      return answer
     },
   }
 }

@@ -1,6 +1,5 @@
 import {UserError} from '../errors.js'
 import type {HostAnswer} from './init.js'
-export type {InitAnswers} from './init.js'
 
 /** Parses `name=db1,address=10.0.0.11,port=22,user=admin,sudo,key=~/.ssh/id,jump=ops@bastion:22`. */
 export function parseHostFlag(spec: string): HostAnswer {

@@ -84,6 +84,8 @@ export function writeClusterFiles(file: string, a: InitAnswers, opts: {force?: b
   return {configFile: abs, secretsFile: config.secretsFile, secretsCreated: created}
 }
 
+/** How cluster.yaml points editors at the schema: relative inside the same tree, else absolute. */
 export function schemaPathFrom(configFile: string, schemaFile: string): string {
-  return relative(dirname(resolve(configFile)), schemaFile)
+  const rel = relative(dirname(resolve(configFile)), schemaFile)
+  return rel.startsWith('..') && !resolve(configFile).startsWith(resolve(schemaFile, '..', '..')) ? schemaFile : rel
 }

@@ -50,7 +50,7 @@ export function loadSecrets(file: string): ClusterSecrets {
 }
 
 /** A full set of placeholder values, for rendering before any secret exists. */
-export function ensureSecretsInMemory(): ClusterSecrets {
+export function placeholderSecrets(): ClusterSecrets {
   const data: Record<string, Record<string, string>> = {}
   for (const [section, keys] of Object.entries(SHAPE)) {
     data[section] = Object.fromEntries((keys as string[]).map((k) => [k, `<${section}.${k}>`]))

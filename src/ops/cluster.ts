@@ -40,7 +40,6 @@ export function loadCluster(configFile: string): ClusterModel {
 /** Opens one SSH connection per host, in parallel; all or none. */
 export async function connectHosts(config: ClusterConfig, hosts: HostConfig[], opts: ConnectOptions): Promise<Map<string, HostConnection>> {
   const knownHosts = new KnownHosts(config.knownHostsFile)
-  // Host-key prompts must not interleave: connect to unknown hosts one by one when asking.
   const results = await Promise.allSettled(hosts.map((h) => connectSsh(h, {knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, io: opts.io})))
   const conns = new Map<string, HostConnection>()
   const errors: string[] = []

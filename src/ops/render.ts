@@ -3,7 +3,7 @@ import {dirname, join, resolve} from 'node:path'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest} from '../config/manifest.js'
 import {existsSync} from 'node:fs'
-import {ensureSecretsInMemory, loadSecrets, redact, secretValues} from '../config/secrets.js'
+import {placeholderSecrets, loadSecrets, redact, secretValues} from '../config/secrets.js'
 import {desiredState} from '../plan/desired.js'
 
 export interface RenderedFile {
@@ -29,7 +29,7 @@ export function renderService(opts: {configFile: string; out: string; withSecret
   const config = loadClusterConfig(opts.configFile)
   const manifest = loadManifest(config.release)
   // Rendering works before secrets exist; placeholders stand in for them.
-  const secrets = existsSync(config.secretsFile) ? loadSecrets(config.secretsFile) : ensureSecretsInMemory()
+  const secrets = existsSync(config.secretsFile) ? loadSecrets(config.secretsFile) : placeholderSecrets()
   const values = secretValues(secrets)
   const out = resolve(opts.out)
   const files: RenderedFile[] = []
