@@ -152,6 +152,22 @@ describe('install a 3-host ejabberd cluster over SSH', {timeout: 1_500_000}, () 
     assert.equal((await imctl(['install', '-c', c, '--json'], {env})).exitCode, 0)
   })
 
+  it('health names the broken component; install repairs it', async () => {
+    // Given: Redis stopped behind imctl's back.
+    sb.onHost('h2', 'systemctl stop redis-server')
+    const sick = await imctl(['health', '-c', c, '--json'], {env})
+    assert.equal(sick.exitCode, 1)
+    assert.equal(sick.json.result.healthy, false)
+    const failed = (sick.json.result.checks as {host: string; component: string; ok: boolean; detail: string}[]).filter((x) => !x.ok)
+    assert.ok(failed.some((x) => x.host === 'h2' && x.component === 'redis' && /redis-server is (inactive|failed)/.test(x.detail)), JSON.stringify(failed))
+    // When: install runs, its plan is exactly one start; then health is green again.
+    const fix = await imctl(['install', '-c', c, '--json'], {env})
+    assert.equal(fix.exitCode, 0, fix.stdout)
+    assert.deepEqual(fix.json.result.steps.map((x: {host: string; what: string; why: string}) => `${x.host}: ${x.what} (${x.why})`), ['h2: start redis-server (not running)'])
+    const well = await imctl(['health', '-c', c, '--json'], {env})
+    assert.equal(well.exitCode, 0, well.stdout)
+  })
+
   it('refuses a changed host key and an unknown one', async () => {
     const known = join(sb.dir, 'known_hosts')
     const original = readFileSync(known, 'utf8')
