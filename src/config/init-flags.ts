@@ -21,7 +21,9 @@ export function parseHostFlag(spec: string): HostAnswer {
         break
       }
       case 'sudo':
-        h.sudo = value === '' || value === 'true'
+        if (['', 'true', 'yes', '1'].includes(value)) h.sudo = true
+        else if (['false', 'no', '0'].includes(value)) h.sudo = false
+        else throw new UserError(`--host ${spec}: sudo=${value} is neither yes nor no`, ['Write sudo (or sudo=true / sudo=false).'])
         break
       case 'agent':
         h.key = 'agent'
@@ -32,6 +34,7 @@ export function parseHostFlag(spec: string): HostAnswer {
       case 'jump': {
         const m = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(value)
         if (!m) throw new UserError(`--host ${spec}: jump=${value} is not [user@]address[:port]`)
+        if (m[3] && (Number(m[3]) < 1 || Number(m[3]) > 65535)) throw new UserError(`--host ${spec}: jump port ${m[3]} is not a port`, ['Write jump=[user@]address[:port] with a port from 1 to 65535.'])
         h.jump = {address: m[2]!, ...(m[3] ? {port: Number(m[3])} : {}), ...(m[1] ? {user: m[1]} : {})}
         break
       }

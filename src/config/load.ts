@@ -42,9 +42,12 @@ export function parseClusterConfig(text: string, abs: string, opts: LoadOptions 
   const problems: ConfigProblem[] = []
   const at = (offset: number) => lc.linePos(offset)
 
-  for (const err of doc.errors) {
-    const pos = at(err.pos[0])
-    problems.push({file: shown, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${firstLine(err.message)}`})
+  // Report the first syntax error only: the ones after it mostly follow from it.
+  const syntax = doc.errors[0]
+  if (syntax) {
+    const pos = at(syntax.pos[0])
+    const more = doc.errors.length - 1
+    problems.push({file: shown, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${firstLine(syntax.message)}`, ...(more ? {hint: `${more} more syntax error${more === 1 ? '' : 's'} may follow from this one`} : {})})
   }
   if (problems.length) throw new ValidationError(problems, shown)
 
@@ -159,32 +162,33 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     problem(['release'], `unknown release ${JSON.stringify(raw.release)}`, `use one of: ${listReleases().join(', ')}`)
   }
 
-  // Placement on hosts that exist, and no two services on one port of one host.
+  // Placement on hosts that exist, and no two services on one port of one machine.
   const hostNames = raw.hosts.map((h) => h.name)
-  const ports = new Map<string, string>()
-  const claim = (host: string, port: number, owner: string, path: Path) => {
-    const key = `${host}:${port}`
-    const prev = ports.get(key)
-    if (prev) problem(path, `port ${port} on host ${host} is already used by ${prev}`, 'choose another port for one of them')
-    else ports.set(key, owner)
-  }
   const comps = raw.components
   for (const [comp, placement] of Object.entries(comps) as [string, {host: string}][]) {
     if (!hostNames.includes(placement.host)) {
       problem(['components', comp, 'host'], `no host named ${JSON.stringify(placement.host)}`, `use one of: ${hostNames.join(', ')}`)
     }
   }
-  const ssh = (name: string) => raw.hosts.find((h) => h.name === name)?.port ?? 22
-  for (const h of raw.hosts) ports.set(`${h.name}:${ssh(h.name)}`, 'sshd')
-  claim(comps.postgresql.host, comps.postgresql.port ?? DEFAULT_PORTS.postgresql, 'postgresql', ['components', 'postgresql', 'port'])
-  claim(comps.redis.host, comps.redis.port ?? DEFAULT_PORTS.redis, 'redis', ['components', 'redis', 'port'])
-  for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd)) {
-    const port = comps.ejabberd.ports?.[name as keyof typeof DEFAULT_PORTS.ejabberd] ?? def
-    claim(comps.ejabberd.host, port, `ejabberd ${name}`, comps.ejabberd.ports?.[name as 'c2s'] ? ['components', 'ejabberd', 'ports', name] : ['components', 'ejabberd', 'host'])
+  // Ports are claimed per address: two host entries with one address are one machine.
+  const addressOf = (name: string) => raw.hosts.find((h) => h.name === name)?.address ?? `?${name}`
+  const ports = new Map<string, {owner: string; path: Path}>()
+  const claim = (host: string, port: number, owner: string, path: Path) => {
+    const key = `${addressOf(host)}:${port}`
+    const prev = ports.get(key)
+    if (prev) problem(path, `port ${port} on host ${host} is already used by ${prev.owner}`, 'choose another port for one of them')
+    else ports.set(key, {owner, path})
+  }
+  raw.hosts.forEach((h, i) => ports.set(`${h.address}:${h.port ?? 22}`, {owner: 'sshd', path: ['hosts', i, 'port']}))
+  claim(comps.postgresql.host, comps.postgresql.port ?? DEFAULT_PORTS.postgresql, 'postgresql', ['components', 'postgresql', comps.postgresql.port ? 'port' : 'host'])
+  claim(comps.redis.host, comps.redis.port ?? DEFAULT_PORTS.redis, 'redis', ['components', 'redis', comps.redis.port ? 'port' : 'host'])
+  for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd) as [keyof typeof DEFAULT_PORTS.ejabberd, number][]) {
+    const set = comps.ejabberd.ports?.[name]
+    claim(comps.ejabberd.host, set ?? def, `ejabberd ${name}`, set ? ['components', 'ejabberd', 'ports', name] : ['components', 'ejabberd', 'host'])
   }
   // Erlang's port mapper listens on 4369 beside ejabberd.
-  const epmd = `${comps.ejabberd.host}:4369`
-  if (ports.has(epmd)) problem(['components'], `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${ports.get(epmd)}`)
+  const epmd = ports.get(`${addressOf(comps.ejabberd.host)}:4369`)
+  if (epmd) problem(epmd.path, `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${epmd.owner}`, 'choose another port')
 }
 
 function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig {

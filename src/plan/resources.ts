@@ -85,7 +85,7 @@ export function resourceKey(r: Resource): string {
     case 'pg-database':
       return `${r.host}:pg-database:${r.database}`
     case 'sql-schema':
-      return `${r.dbHost}:sql-schema:${r.database}`
+      return `${r.host}:sql-schema:${r.dbHost}/${r.database}`
     case 'xmpp-account':
       return `${r.host}:xmpp-account:${r.user}@${r.domain}`
   }

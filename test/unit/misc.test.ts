@@ -370,3 +370,16 @@ describe('versionMatches', () => {
     for (const [pattern, version, want] of cases) assert.equal(versionMatches(pattern, version), want, `${pattern} vs ${version}`)
   })
 })
+
+describe('parseHostFlag refuses what it cannot read', () => {
+  it('reads sudo=yes/no and rejects other words', () => {
+    assert.equal(parseHostFlag('name=a,address=10.0.0.1,user=u,sudo=yes').sudo, true)
+    assert.equal(parseHostFlag('name=a,address=10.0.0.1,sudo=no').sudo, false)
+    assert.throws(() => parseHostFlag('name=a,address=10.0.0.1,sudo=maybe'), (e: Error) => e instanceof UserError && /sudo=maybe is neither yes nor no/.test(e.message))
+  })
+
+  it('range-checks the jump host port', () => {
+    assert.deepEqual(parseHostFlag('name=a,address=10.0.0.1,jump=ops@b:2222').jump, {address: 'b', port: 2222, user: 'ops'})
+    assert.throws(() => parseHostFlag('name=a,address=10.0.0.1,jump=b:99999'), (e: Error) => e instanceof UserError && /jump port 99999 is not a port/.test(e.message))
+  })
+})

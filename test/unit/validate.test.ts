@@ -135,8 +135,8 @@ describe('loadClusterConfig on the bad-config corpus', () => {
     const file = join(fixtures, 'valid-agent-cluster.yaml')
     assert.throws(() => parseClusterConfig(text, file), (e: unknown) => {
       assert.ok(e instanceof ValidationError)
-      // The clash has no key of its own, so it is reported on `components` as a whole.
-      assert.deepEqual(e.problems.map((p) => [p.path, p.message]), [['components', "port 4369 on host im1 is needed by ejabberd's epmd but used by redis"]])
+      // Then the clash is reported where the offending port is written.
+      assert.deepEqual(e.problems.map((p) => [p.path, p.message]), [['components.redis.port', "port 4369 on host im1 is needed by ejabberd's epmd but used by redis"]])
       return true
     })
   })
@@ -190,5 +190,23 @@ describe('the shipped example and schema', () => {
     assert.equal(validate(example), true, JSON.stringify(validate.errors))
     assert.equal(validate({...(example as object), apiVersion: 'imctl/v0'}), false)
     assert.equal(validate.errors?.[0]?.keyword, 'const')
+  })
+})
+
+describe('ports are claimed per machine, not per host entry', () => {
+  it('two host entries with one address cannot both use a port', () => {
+    // Given two entries for one address (SSH on 22 and 2222), PostgreSQL and Redis both on 5432
+    const text = readFileSync(join(fixtures, 'valid-agent-cluster.yaml'), 'utf8')
+    const db = /- name: db1\n\s+address: (\S+)/.exec(text)![1]!
+    const twin = text
+      .replace(/(- name: cache1\n\s+address: )\S+/, `$1${db}\n    port: 2222`)
+      .replace('redis: {host: cache1}', 'redis: {host: cache1, port: 5432}')
+    const file = join(fixtures, 'valid-agent-cluster.yaml')
+    // When it is validated, Then the second claim of db1's address:5432 is refused
+    assert.throws(() => parseClusterConfig(twin, file), (e: unknown) => {
+      assert.ok(e instanceof ValidationError)
+      assert.deepEqual(e.problems.map((p) => [p.path, p.message]), [['components.redis.port', 'port 5432 on host cache1 is already used by postgresql']])
+      return true
+    })
   })
 })
