@@ -7,7 +7,7 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type 
 import {type ConfigProblem, UserError, ValidationError} from '../errors.js'
 import {schemaFile} from '../paths.js'
 import {listReleases} from './manifest.js'
-import type {ClusterConfig, HostConfig, JumpHost, SshAuth} from './model.js'
+import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, SshAuth} from './model.js'
 
 type Path = (string | number)[]
 
@@ -74,6 +74,8 @@ export function parseClusterConfig(text: string, abs: string, opts: LoadOptions 
         problem(path, `missing required key ${JSON.stringify(missing)}`, hintForMissing(missing))
       } else if (e.keyword === 'oneOf' && e.instancePath.endsWith('/auth')) {
         problem(path, 'auth needs exactly one of `key` or `agent`', 'write `auth: {key: ~/.ssh/id_ed25519}` or `auth: {agent: true}`')
+      } else if (e.keyword === 'oneOf' && e.instancePath.endsWith('/engine')) {
+        problem(path, 'engine needs exactly one of `socket`, `tcp` or `ssh`', 'e.g. `engine: {socket: /run/podman/podman.sock}`')
       } else if (e.keyword === 'pattern') {
         problem(path, `${JSON.stringify(getIn(data, path))} is not valid here`, hintForPattern(path))
       } else if (e.keyword === 'const') {
@@ -107,6 +109,12 @@ interface RawHost {
   sudo?: boolean
   auth?: RawAuth
   jump?: {address: string; port?: number; user?: string; auth?: RawAuth}
+  engine?: RawEngine
+}
+interface RawEngine {
+  socket?: string
+  tcp?: {host: string; port?: number; ca?: string; cert?: string; key?: string}
+  ssh?: {address: string; port?: number; user?: string; auth?: RawAuth}
 }
 interface RawConfig {
   apiVersion: string
@@ -143,6 +151,23 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     if (other !== undefined) problem(['hosts', i, 'address'], `same address and SSH port as hosts[${other}] (${ep})`, 'each host needs its own address')
     else endpoints.set(ep, i)
 
+    if (h.engine) {
+      for (const key of ['port', 'user', 'sudo', 'auth', 'jump'] as const) {
+        if (h[key] !== undefined) problem(['hosts', i], `\`${key}\` is for SSH hosts; this host is a container engine`, key === 'auth' || key === 'user' || key === 'port' ? `move it into \`engine: {ssh: {...}}\` to reach the engine over SSH, or remove it` : 'remove it', key)
+      }
+      const tcp = h.engine.tcp
+      if (tcp && [tcp.ca, tcp.cert, tcp.key].filter(Boolean).length % 3 !== 0) {
+        problem(['hosts', i, 'engine', 'tcp'], 'TLS needs all three of ca, cert and key', 'give ca, cert and key together, or none for plain TCP')
+      }
+      if (tcp && !tcp.ca && isIP(tcp.host) !== 0 && !isLoopback(tcp.host)) {
+        problem(['hosts', i, 'engine', 'tcp'], 'a TCP engine without TLS is open to anyone on the network', 'give ca, cert and key (the engine\'s TLS client certificates)')
+      }
+      const key = h.engine.ssh?.auth?.key
+      if (opts.checkKeyFiles && key && !existsSync(expandHome(key, opts, abs))) {
+        problem(['hosts', i, 'engine', 'ssh', 'auth', 'key'], `key file ${key} does not exist`, 'point `key:` at a private key file, or use `agent: true`')
+      }
+      return
+    }
     const user = h.user ?? 'root'
     if (h.sudo && user === 'root') problem(['hosts', i, 'sudo'], '`sudo: true` with user root', 'set `user:` to the non-root login that has sudo, or remove `sudo`')
     if (!h.sudo && user !== 'root') problem(['hosts', i, 'user'], `user ${user} is not root and sudo is off`, 'add `sudo: true` (passwordless sudo is needed) or log in as root')
@@ -201,7 +226,8 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
     const jump: JumpHost | undefined = h.jump
       ? {address: h.jump.address, port: h.jump.port ?? 22, user: h.jump.user ?? user, auth: h.jump.auth ? auth(h.jump.auth) : hostAuth}
       : undefined
-    return {name: h.name, address: h.address, port: h.port ?? 22, user, sudo: h.sudo ?? false, auth: hostAuth, ...(jump ? {jump} : {})}
+    const engine = h.engine ? toEngine(h.engine, auth, dir) : undefined
+    return {name: h.name, address: h.address, port: h.port ?? 22, user, sudo: h.sudo ?? false, auth: hostAuth, ...(jump ? {jump} : {}), ...(engine ? {engine} : {})}
   })
   const e = raw.components.ejabberd.ports ?? {}
   return {
@@ -228,9 +254,23 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
   }
 }
 
+function toEngine(e: RawEngine, auth: (a: RawAuth | undefined) => SshAuth, dir: string): EngineEndpoint {
+  if (e.socket) return {kind: 'socket', socketPath: resolve(dir, e.socket)}
+  if (e.tcp) {
+    const {host, port = 2376, ca, cert, key} = e.tcp
+    return {kind: 'tcp', host, port, ...(ca && cert && key ? {tls: {ca: resolve(dir, ca), cert: resolve(dir, cert), key: resolve(dir, key)}} : {})}
+  }
+  const s = e.ssh!
+  return {kind: 'ssh', address: s.address, port: s.port ?? 22, user: s.user ?? 'root', auth: auth(s.auth)}
+}
+
 function expandHome(p: string, opts: LoadOptions, abs: string): string {
   if (p === '~' || p.startsWith('~/')) return resolve(opts.home ?? homedir(), p.slice(2))
   return resolve(dirname(abs), p)
+}
+
+function isLoopback(addr: string): boolean {
+  return addr === '::1' || addr.startsWith('127.')
 }
 
 function isUnusableAddress(addr: string): boolean {
@@ -288,6 +328,7 @@ function describeType(v: unknown): string {
 /** oneOf inside auth also reports its branches' `required`; keep the one readable message. */
 function simplifyAjvErrors(errors: ErrorObject[]): ErrorObject[] {
   const authOneOf = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath))
+  // (the same holds for engine's oneOf)
   return errors.filter((e) => !(e.keyword === 'required' && authOneOf.has(e.instancePath) && e.schemaPath.includes('oneOf')))
 }
 

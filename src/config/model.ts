@@ -9,14 +9,23 @@ export interface JumpHost {
   auth: SshAuth
 }
 
+/** How to reach a container engine's API. */
+export type EngineEndpoint =
+  | {kind: 'socket'; socketPath: string}
+  | {kind: 'tcp'; host: string; port: number; tls?: {ca: string; cert: string; key: string}}
+  | {kind: 'ssh'; address: string; port: number; user: string; auth: SshAuth}
+
 export interface HostConfig {
   name: string
   address: string
+  /** SSH fields; unused when `engine` is set. */
   port: number
   user: string
   sudo: boolean
   auth: SshAuth
   jump?: JumpHost
+  /** Set for a container-engine host: components placed here run as containers. */
+  engine?: EngineEndpoint
 }
 
 export interface PostgresPlacement {
