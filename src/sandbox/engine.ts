@@ -14,24 +14,6 @@ export function localEngine(): {docker: Docker; where: string} {
   ])
 }
 
-/** Waits for a build/import/pull progress stream; rejects on the engine's error. */
-export function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onLine?: (line: string) => void): Promise<{stream?: string; status?: string; aux?: {ID?: string}; error?: string}[]> {
-  return new Promise((resolve, reject) =>
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null, res: {error?: string}[]) => {
-        if (err) return reject(err)
-        const failed = res.find((r) => r.error)
-        if (failed) return reject(new Error(failed.error))
-        resolve(res)
-      },
-      (e: {stream?: string; error?: string}) => {
-        if (e.stream && onLine) onLine(e.stream.trimEnd())
-      },
-    ),
-  )
-}
-
 /** Runs a command in a container and returns its stdout (demultiplexed), throwing on a non-zero exit. */
 export async function containerExec(container: Docker.Container, cmd: string[]): Promise<string> {
   const exec = await container.exec({Cmd: cmd, AttachStdout: true, AttachStderr: true})

@@ -1,6 +1,5 @@
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import type Docker from 'dockerode'
 import {execa} from 'execa'
@@ -9,11 +8,10 @@ import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
 import {schemaFile, templatesDir} from '../paths.js'
 import {endpointName} from '../transport/known-hosts.js'
-import {containerExec, followProgress, localEngine} from './engine.js'
+import {buildImage, ensureBaseImage, imageExists} from '../transport/engine-images.js'
+import {containerExec, localEngine} from './engine.js'
 
 export const SANDBOX_PREFIX = 'imctl-sbx'
-const BASE_IMAGE = 'localhost/imctl-sbx-base'
-const BASE_TAG = 'bookworm'
 const LABEL = 'io.imctl.sandbox'
 
 export interface SandboxHost {
@@ -174,54 +172,10 @@ async function ensureHostImage(docker: Docker, opts: SandboxCreateOptions): Prom
   const files = ['Containerfile', 'ssh-hostkeys.service']
   const hash = createHash('sha256')
   for (const f of files) hash.update(readFileSync(join(ctxDir, f)))
-  const tag = hash.digest('hex').slice(0, 12)
-  const hostImage = `localhost/imctl-sbx-host:${tag}`
+  const hostImage = `localhost/imctl-sbx-host:${hash.digest('hex').slice(0, 12)}`
   if (await imageExists(docker, hostImage)) return hostImage
-
-  const base = `${BASE_IMAGE}:${BASE_TAG}`
-  if (!(await imageExists(docker, base))) {
-    const mirror = opts.mirror ?? aptMirror()
-    opts.io.notify({type: 'info', message: `building the base image from ${mirror} with debootstrap (about half a minute)`})
-    const rootfs = mkdtempSync(join(tmpdir(), 'imctl-rootfs-'))
-    try {
-      await execa('debootstrap', ['--variant=minbase', 'bookworm', rootfs, mirror])
-      const tar = execa('tar', ['-C', rootfs, '-c', '.'], {buffer: false})
-      const imported = (await (docker.importImage(tar.stdout as never, {repo: BASE_IMAGE, tag: BASE_TAG}) as unknown as Promise<NodeJS.ReadableStream>))
-      const progress = await followProgress(docker, imported)
-      await tar
-      if (!(await imageExists(docker, base))) {
-        // podman's compat API ignores the tag on import: tag the imported image by its id.
-        const id = progress.map((p) => p.status ?? '').find((s) => /^sha256:[0-9a-f]{64}$/.test(s))
-        if (!id) throw new Error('the engine did not report the imported image id')
-        await docker.getImage(id).tag({repo: BASE_IMAGE, tag: BASE_TAG})
-      }
-    } finally {
-      rmSync(rootfs, {recursive: true, force: true})
-    }
-  }
+  const base = await ensureBaseImage(docker, {...(opts.mirror ? {mirror: opts.mirror} : {}), notify: (message) => opts.io.notify({type: 'info', message})})
   opts.io.notify({type: 'info', message: `building the sandbox host image ${hostImage}`})
-  const stream = await docker.buildImage({context: ctxDir, src: files}, {t: hostImage, dockerfile: 'Containerfile', buildargs: {BASE: base}})
-  await followProgress(docker, stream)
+  await buildImage(docker, ctxDir, files, hostImage, base)
   return hostImage
-}
-
-async function imageExists(docker: Docker, ref: string): Promise<boolean> {
-  try {
-    await docker.getImage(ref).inspect()
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The Debian mirror this machine's apt uses (deb822 or one-line sources). */
-export function aptMirror(): string {
-  const candidates = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']
-  for (const f of candidates) {
-    if (!existsSync(f)) continue
-    const text = readFileSync(f, 'utf8')
-    const m = text.match(/^URIs:\s*(\S+\/debian)\/?\s*$/m) ?? text.match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+bookworm\s/m)
-    if (m?.[1]) return m[1]
-  }
-  return 'http://deb.debian.org/debian'
 }

@@ -1,3 +1,5 @@
+import type {ComponentName} from '../config/model.js'
+
 /**
  * Remote actions are data: an argv, a description for humans, and optional stdin.
  * Builders return these; only a transport runs them. Shell quoting lives here alone.
@@ -12,6 +14,8 @@ export interface RemoteCommand {
   root?: boolean
   /** Run as this system user (e.g. postgres), via sudo or runuser. */
   asUser?: string
+  /** On a container engine: run inside this component's container. Ignored over SSH. */
+  component?: ComponentName
   /** Exit codes that count as success (default [0]). */
   okExitCodes?: number[]
 }

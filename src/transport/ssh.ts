@@ -111,6 +111,7 @@ function openClient(what: string, address: string, port: number, user: string, a
 }
 
 class SshConnection implements HostConnection {
+  readonly kind = 'ssh' as const
   private readonly priv: {isRoot: boolean}
   constructor(
     readonly host: HostConfig,
@@ -176,6 +177,10 @@ class SshConnection implements HostConnection {
         })
       })
     })
+  }
+
+  stream(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream}> {
+    return new Promise((resolve, reject) => this.client.exec(commandLine(cmd, this.priv), (err, channel) => (err ? reject(err) : resolve(channel))))
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
-import type {HostConfig} from '../config/model.js'
+import type {Duplex} from 'node:stream'
+import type {ComponentName, HostConfig} from '../config/model.js'
 import type {ExecResult, RemoteCommand} from './command.js'
 
 export interface Tunnel {
@@ -9,12 +10,18 @@ export interface Tunnel {
 
 /** One open connection to one host. The only way the core reaches a host. */
 export interface HostConnection {
+  readonly kind: 'ssh' | 'engine'
   readonly host: HostConfig
   /** Runs a command; throws RemoteError unless its exit code is accepted. */
   exec(cmd: RemoteCommand): Promise<ExecResult>
   /** Like exec, with stdout kept as bytes. */
   execBuffer(cmd: RemoteCommand): Promise<{exitCode: number | null; stdout: Buffer; stderr: string}>
-  /** Forwards a local port through this host to dstHost:dstPort (as seen from this host). */
-  tunnel(dstHost: string, dstPort: number): Promise<Tunnel>
+  /**
+   * Forwards a local port through this host to dstHost:dstPort, as seen from this
+   * host (on an engine: from inside the container of component `from`).
+   */
+  tunnel(dstHost: string, dstPort: number, from?: ComponentName): Promise<Tunnel>
+  /** A command's live byte stream (SSH only): stdout as the stream, stderr on `.stderr`. */
+  stream?(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream}>
   close(): Promise<void>
 }
