@@ -3,6 +3,12 @@ import type {ReleaseManifest} from '../config/manifest.js'
 import type {ClusterSecrets} from '../config/secrets.js'
 import type {Resource} from '../plan/resources.js'
 import type {TemplateRenderer} from '../render/templates.js'
+import type {RemoteCommand} from '../transport/command.js'
+
+export interface Endpoint {
+  address: string
+  port: number
+}
 
 export interface ComponentContext {
   config: ClusterConfig
@@ -10,6 +16,24 @@ export interface ComponentContext {
   secrets: ClusterSecrets
   render: TemplateRenderer
   host(name: string): HostConfig
+  /** True when the component runs as a container (it is placed on an engine host). */
+  inContainer(component: ComponentName): boolean
+  /** Where `from` reaches `target`: an alias on the engine's cluster network, or a host address and port. */
+  endpoint(target: ComponentName, from: ComponentName): Endpoint
+}
+
+/** How a component runs as a container (images come from templates/images/<name>). */
+export interface ContainerRuntime {
+  /** Ports the service listens on inside the container; `publish` names the config port published on the host. */
+  ports: {containerPort: number; publish: (config: ClusterConfig) => number | null}[]
+  /** Named volumes that hold its data and survive every recreate. */
+  volumes: {name: string; path: string}[]
+  /** The engine's health check (CMD form). */
+  healthcheck: string[]
+  /** Succeeds once the service answers after a start; retried. */
+  ready: RemoteCommand
+  /** Signal for a clean, fast stop. */
+  stopSignal?: string
 }
 
 /** A pluggable part of the cluster: says what it needs on which host, as data. */
@@ -19,5 +43,7 @@ export interface Component {
   dependsOn: ComponentName[]
   /** Hosts this component runs on. */
   hosts(config: ClusterConfig): string[]
+  /** Desired state; on an engine host packages, files and services become an image and a container. */
   resources(ctx: ComponentContext): Resource[]
+  container: ContainerRuntime
 }

@@ -11,6 +11,7 @@ import {gatherFacts} from '../plan/gather.js'
 import {planChanges, type Plan} from '../plan/planner.js'
 import type {Resource} from '../plan/resources.js'
 import {KnownHosts} from '../transport/known-hosts.js'
+import {connectEngine} from '../transport/engine.js'
 import {connectSsh} from '../transport/ssh.js'
 import type {HostConnection} from '../transport/types.js'
 
@@ -40,7 +41,8 @@ export function loadCluster(configFile: string): ClusterModel {
 /** Opens one SSH connection per host, in parallel; all or none. */
 export async function connectHosts(config: ClusterConfig, hosts: HostConfig[], opts: ConnectOptions): Promise<Map<string, HostConnection>> {
   const knownHosts = new KnownHosts(config.knownHostsFile)
-  const results = await Promise.allSettled(hosts.map((h) => connectSsh(h, {knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, io: opts.io})))
+  const ssh = {knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, io: opts.io}
+  const results = await Promise.allSettled(hosts.map((h): Promise<HostConnection> => (h.engine ? connectEngine(h, {...ssh, cluster: config.name}) : connectSsh(h, ssh))))
   const conns = new Map<string, HostConnection>()
   const errors: string[] = []
   const steps = new Set<string>()
@@ -67,12 +69,12 @@ export function componentOrder() {
 }
 
 /** Observes every host in parallel and computes the plan (read-only). */
-export async function observeAndPlan(model: ClusterModel, conns: Map<string, HostConnection>): Promise<{plan: Plan; facts: Record<string, HostFacts>}> {
+export async function observeAndPlan(model: ClusterModel, conns: Map<string, HostConnection>, opts: {purgeData?: boolean} = {}): Promise<{plan: Plan; facts: Record<string, HostFacts>}> {
   const names = hostsInUse(model.config, model.resources)
   const facts = Object.fromEntries(
-    await Promise.all(names.map(async (n) => [n, await gatherFacts(conns.get(n)!, model.resources)] as const)),
+    await Promise.all(names.map(async (n) => [n, await gatherFacts(conns.get(n)!, model.resources, model.config.name)] as const)),
   )
-  const plan = planChanges(model.resources, facts, componentOrder(), (c) => component(c).dependsOn, model.redact)
+  const plan = planChanges(model.resources, facts, componentOrder(), (c) => component(c).dependsOn, model.redact, {purgeData: opts.purgeData ?? false, ready: (c) => component(c).container.ready})
   return {plan, facts}
 }
 

@@ -6,7 +6,9 @@ import WebSocket from 'ws'
 import {openEjabberdApi, type EjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
-import type {ServiceResource} from '../plan/resources.js'
+import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
+import {endpointFor} from '../plan/desired.js'
+import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
 
@@ -62,22 +64,35 @@ function errorText(e: unknown): string {
 
 export async function runHealthChecks(model: ClusterModel, conns: Map<string, HostConnection>, messageTimeout: number): Promise<HealthCheck[]> {
   const c = model.config.components
-  const hostOf = (n: string) => model.config.hosts.find((h) => h.name === n)!
   const im = conns.get(c.ejabberd.host)!
   const r = model.redact
 
-  const services = model.resources.filter((x): x is ServiceResource => x.kind === 'service')
-  const serviceChecks = services.map((s) =>
-    timed(s.host, s.component, `systemd unit ${s.unit}`, async () => {
-      const res = await conns.get(s.host)!.exec({argv: ['systemctl', 'is-active', s.unit], description: `check ${s.unit}`, okExitCodes: [0, 3, 4]})
-      const state = res.stdout.trim()
-      if (state !== 'active') throw new Error(`${s.unit} is ${state || 'unknown'}; see \`journalctl -u ${s.unit}\` on ${s.host}, then run \`imctl install\``)
-      return 'active'
-    }, r),
-  )
+  const serviceChecks = model.resources.flatMap((s) => {
+    if (s.kind === 'service') {
+      return [
+        timed(s.host, s.component, `systemd unit ${s.unit}`, async () => {
+          const res = await conns.get(s.host)!.exec({argv: ['systemctl', 'is-active', s.unit], description: `check ${s.unit}`, okExitCodes: [0, 3, 4]})
+          const state = res.stdout.trim()
+          if (state !== 'active') throw new Error(`${s.unit} is ${state || 'unknown'}; see \`journalctl -u ${s.unit}\` on ${s.host}, then run \`imctl install\``)
+          return 'active'
+        }, r),
+      ]
+    }
+    if (s.kind === 'container-running') {
+      return [
+        timed(s.host, s.component, `container ${s.name}`, async () => {
+          const state = await (conns.get(s.host) as EngineConnection).containerState(s.name)
+          if (state !== 'running') throw new Error(`${s.name} is ${state}; see \`imctl logs ${s.component}\`, then run \`imctl install\``)
+          return 'running'
+        }, r),
+      ]
+    }
+    return []
+  })
 
   const pgCheck = timed(c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}, SELECT 1`, async () => {
-    const t = await im.tunnel(hostOf(c.postgresql.host).address, c.postgresql.port)
+    const pgAt = endpointFor(model.config, 'postgresql', 'ejabberd')
+    const t = await im.tunnel(pgAt.address, pgAt.port, 'ejabberd')
     const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000})
     try {
       await db.connect()
@@ -91,7 +106,8 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
   }, r)
 
   const redisCheck = timed(c.redis.host, 'redis', `AUTH and PING from ${c.ejabberd.host}`, async () => {
-    const t = await im.tunnel(hostOf(c.redis.host).address, c.redis.port)
+    const redisAt = endpointFor(model.config, 'redis', 'ejabberd')
+    const t = await im.tunnel(redisAt.address, redisAt.port, 'ejabberd')
     const client = new Redis({host: '127.0.0.1', port: t.port, password: model.secrets.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 10_000})
     client.on('error', () => {})
     try {
@@ -140,7 +156,10 @@ async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: Ej
   const tag = randomBytes(4).toString('hex')
   const users = [`imctl-health-${tag}-a`, `imctl-health-${tag}-b`].map((user) => ({user, password: randomBytes(18).toString('base64url')}))
   const ejabberdHost = model.config.hosts.find((h) => h.name === model.config.components.ejabberd.host)!
-  const tunnel = await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
+  // In a container the WebSocket listener is on all of the container's addresses; on a host, on its cluster address.
+  const tunnel = ejabberdHost.engine
+    ? await im.tunnel('127.0.0.1', CONTAINER_PORTS.http, 'ejabberd')
+    : await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
   const clients: ReturnType<typeof xmppClient>[] = []
   try {
     for (const u of users) await api.call('register', {user: u.user, host: domain, password: u.password})

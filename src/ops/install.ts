@@ -52,21 +52,32 @@ export function viewPlan(model: ClusterModel, plan: Plan, hosts: string[]): Plan
       what: s.what,
       why: s.why,
       ...(s.diff ? {diff: s.diff} : {}),
-      commands:
-        s.run.type === 'exec'
-          ? s.run.commands.map((c) => ({description: c.description, argv: c.argv}))
-          : s.run.type === 'pipe'
-            ? [
-                {description: `on ${s.run.source.host}: ${s.run.source.command.description}`, argv: s.run.source.command.argv},
-                {description: `on ${s.run.target.host}: ${s.run.target.command.description}`, argv: s.run.target.command.argv},
-              ]
-            : [{description: `ejabberd admin API on 127.0.0.1:${s.run.apiPort}: check_account, then register or change_password`, argv: []}],
+      commands: commandsOf(s),
     })),
+  }
+}
+
+function commandsOf(s: Step): {description: string; argv: string[]}[] {
+  const run = s.run
+  switch (run.type) {
+    case 'exec':
+      return run.commands.map((c) => ({description: c.description, argv: c.argv}))
+    case 'pipe':
+      return [
+        {description: `on ${run.source.host}: read ${run.source.path}`, argv: ['cat', run.source.path]},
+        {description: `on ${run.target.host}: ${run.target.command.description}`, argv: run.target.command.argv},
+      ]
+    case 'xmpp-account':
+      return [{description: `ejabberd admin API on 127.0.0.1:${run.apiPort}: check_account, then register or change_password`, argv: []}]
+    case 'engine':
+      return [{description: `engine API: ${run.op.op}`, argv: []}]
   }
 }
 
 export interface RunOptions {
   configFile: string
+  /** When a container is removed because its component moved away, remove its volumes too. */
+  purgeData?: boolean
   acceptNewHostKeys?: boolean
   io: IoHost
 }
@@ -77,7 +88,7 @@ export async function planService(opts: RunOptions): Promise<PlanResult> {
   const hosts = usedHosts(model)
   const conns = await connectHosts(model.config, hosts, opts)
   try {
-    const {plan} = await observeAndPlan(model, conns)
+    const {plan} = await observeAndPlan(model, conns, {purgeData: opts.purgeData ?? false})
     return viewPlan(model, plan, hosts.map((h) => h.name))
   } finally {
     await closeAll(conns)
@@ -103,7 +114,7 @@ export async function beginInstall(opts: RunOptions & {command?: string}): Promi
   }
   try {
     lock = await lockCluster([...conns.values()], opts.command ?? 'imctl install', opts.io)
-    const {plan} = await observeAndPlan(model, conns)
+    const {plan} = await observeAndPlan(model, conns, {purgeData: opts.purgeData ?? false})
     const view = viewPlan(model, plan, hosts.map((h) => h.name))
     if (plan.blockers.length) {
       throw new UserError(`nothing was changed: ${plan.blockers.join('; ')}`, ['Use a cluster.yaml whose release matches what the hosts run.'])

@@ -1,6 +1,7 @@
 import {EjabberdApiError, openEjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
+import {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
 import type {Plan, Step} from './planner.js'
 
@@ -117,9 +118,24 @@ async function runStep(step: Step, conns: Map<string, HostConnection>): Promise<
       for (const cmd of run.commands) await conn(conns, step.host).exec(cmd)
       return
     case 'pipe': {
-      const src = await conn(conns, run.source.host).execBuffer(run.source.command)
-      await conn(conns, run.target.host).exec({...run.target.command, stdin: src.stdout})
+      const from = conn(conns, run.source.host)
+      const content =
+        from instanceof EngineConnection
+          ? await from.readFile(run.source.component, run.source.path)
+          : (await from.execBuffer({argv: ['cat', run.source.path], root: true, description: `read ${run.source.path}`})).stdout
+      if (content === null) throw new Error(`${run.source.host}: ${run.source.path} does not exist in the ${run.source.component} container`)
+      await conn(conns, run.target.host).exec({...run.target.command, stdin: content})
       return
+    }
+    case 'engine': {
+      const e = conn(conns, step.host)
+      if (!(e instanceof EngineConnection)) throw new Error(`bug: engine step on SSH host ${step.host}`)
+      const op = run.op
+      if (op.op === 'network') return e.ensureNetwork(op.name)
+      if (op.op === 'build-image') return e.buildImage(op.tag, op.contextDir, op.contextFiles)
+      if (op.op === 'create-container') return e.createContainer(op.spec, op.files, op.replace)
+      if (op.op === 'start-container') return e.startContainer(op.name, op.ready)
+      return e.removeContainer(op.name, op.purgeVolumes)
     }
     case 'xmpp-account':
       return ensureXmppAccount(conn(conns, step.host), run)

@@ -1,21 +1,71 @@
-import {COMPONENTS} from '../components/registry.js'
-import type {ComponentContext} from '../components/types.js'
-import type {ClusterConfig} from '../config/model.js'
+import {createHash} from 'node:crypto'
+import {readdirSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {COMPONENTS, component} from '../components/registry.js'
+import type {ComponentContext, Endpoint} from '../components/types.js'
+import type {ClusterConfig, ComponentName} from '../config/model.js'
 import {hostByName} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
 import type {ClusterSecrets} from '../config/secrets.js'
+import {templatesDir} from '../paths.js'
 import {createRenderer, type TemplateRenderer} from '../render/templates.js'
-import type {PackagesResource, Resource} from './resources.js'
+import {engineNames} from '../transport/engine-names.js'
+import {configHash, containerSpec} from './container-spec.js'
+import type {ContainerResource, FileResource, PackagesResource, Resource} from './resources.js'
 
-/** Every resource of the cluster, packages merged per host so each host runs apt once. */
+/** The host a component is placed on. */
+export function placementHost(config: ClusterConfig, c: ComponentName): string {
+  return config.components[c].host
+}
+
+/** Where `from` reaches `target`: on one engine by network alias and container port, else by address and configured port. */
+export function endpointFor(config: ClusterConfig, target: ComponentName, from: ComponentName): Endpoint {
+  const t = hostByName(config, placementHost(config, target))
+  const f = hostByName(config, placementHost(config, from))
+  const port = component(target).container.ports[0]!
+  if (t.engine && t.name === f.name) return {address: target, port: port.containerPort}
+  return {address: t.address, port: port.publish(config) ?? port.containerPort}
+}
+
+export function componentContext(config: ClusterConfig, manifest: ReleaseManifest, secrets: ClusterSecrets, render: TemplateRenderer): ComponentContext {
+  return {
+    config,
+    manifest,
+    secrets,
+    render,
+    host: (n) => hostByName(config, n),
+    inContainer: (c) => Boolean(hostByName(config, placementHost(config, c)).engine),
+    endpoint: (target, from) => endpointFor(config, target, from),
+  }
+}
+
+/**
+ * Every resource of the cluster. On SSH hosts packages are merged so each host
+ * runs apt once; on engine hosts a component's packages, files and service
+ * become its image, its container and the container's running state.
+ */
 export function desiredState(
   config: ClusterConfig,
   manifest: ReleaseManifest,
   secrets: ClusterSecrets,
   render: TemplateRenderer = createRenderer(),
 ): Resource[] {
-  const ctx: ComponentContext = {config, manifest, secrets, render, host: (n) => hostByName(config, n)}
-  const all = COMPONENTS.flatMap((c) => c.resources(ctx))
+  const ctx = componentContext(config, manifest, secrets, render)
+  const all: Resource[] = []
+  const networks = new Set<string>()
+  for (const c of COMPONENTS) {
+    const resources = c.resources(ctx)
+    if (!ctx.inContainer(c.name)) {
+      all.push(...resources)
+      continue
+    }
+    const host = hostByName(config, placementHost(config, c.name))
+    if (!networks.has(host.name)) {
+      networks.add(host.name)
+      all.push({kind: 'network', host: host.name, component: c.name, name: engineNames.network(config.name)})
+    }
+    all.push(...containerize(config, c.name, resources))
+  }
   const merged = new Map<string, PackagesResource>()
   const rest: Resource[] = []
   for (const r of all) {
@@ -28,6 +78,42 @@ export function desiredState(
     else merged.set(r.host, {...r, packages: [...r.packages]})
   }
   return [...merged.values(), ...rest]
+}
+
+function containerize(config: ClusterConfig, name: ComponentName, resources: Resource[]): Resource[] {
+  const host = hostByName(config, placementHost(config, name))
+  const runtime = component(name).container
+  const files = resources.filter((r): r is FileResource => r.kind === 'file')
+  const out: Resource[] = []
+  let image = ''
+  for (const r of resources) {
+    if (r.kind === 'packages') {
+      const contextDir = join(templatesDir, 'images', name)
+      const contextFiles = readdirSync(contextDir).sort()
+      const h = createHash('sha256').update(JSON.stringify(r.packages))
+      for (const f of contextFiles) h.update(`\0${f}\0`).update(readFileSync(join(contextDir, f)))
+      image = `localhost/imctl-${name}:${h.digest('hex').slice(0, 12)}`
+      out.push({kind: 'image', host: r.host, component: name, tag: image, contextDir, contextFiles, packages: r.packages})
+    } else if (r.kind === 'file') {
+      if (r !== files[0]) continue
+      const probe = containerSpec({config, host, component: name, image, runtime, configHash: ''})
+      const hash = configHash(image, files, probe)
+      const container: ContainerResource = {
+        kind: 'container',
+        host: host.name,
+        component: name,
+        name: probe.name,
+        image,
+        files,
+        spec: containerSpec({config, host, component: name, image, runtime, configHash: hash}),
+        configHash: hash,
+      }
+      out.push(container)
+    } else if (r.kind === 'service') {
+      out.push({kind: 'container-running', host: host.name, component: name, name: engineNames.container(config.name, name)})
+    } else out.push(r)
+  }
+  return out
 }
 
 /** Hosts that have at least one resource, in cluster.yaml order. */

@@ -22,6 +22,23 @@ export interface PgFacts {
   tables: string[]
 }
 
+export interface ContainerFact {
+  component: string
+  running: boolean
+  configHash: string
+  /** Config files read from the container, for diffs. */
+  files: Record<string, FileFact | null>
+}
+
+/** What an engine host runs for this cluster. */
+export interface EngineFacts {
+  networks: string[]
+  /** Image tags present. */
+  images: string[]
+  /** Containers labelled with this cluster, by name. */
+  containers: Record<string, ContainerFact>
+}
+
 export interface HostFacts {
   host: string
   /** package → installed version, or null when not installed. */
@@ -35,6 +52,8 @@ export interface HostFacts {
   pg: PgFacts | null
   /** `user@domain` → password checks out; absent when the IM server could not be asked. */
   xmppAccounts: Record<string, boolean>
+  /** Set on engine hosts. */
+  engine?: EngineFacts
 }
 
 export function emptyFacts(host: string): HostFacts {

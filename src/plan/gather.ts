@@ -1,6 +1,9 @@
 import {openEjabberdApi} from '../components/ejabberd/api.js'
+import type {ComponentName} from '../config/model.js'
+import type {EngineConnection} from '../transport/engine.js'
+import {LABELS} from '../transport/engine-names.js'
 import type {HostConnection} from '../transport/types.js'
-import {emptyFacts, type HostFacts} from './facts.js'
+import {emptyFacts, type EngineFacts, type HostFacts} from './facts.js'
 import {
   filesQuery,
   packagesQuery,
@@ -16,34 +19,32 @@ import {
 import type {Resource} from './resources.js'
 
 /** Observes one host, read-only, for the resources that concern it. */
-export async function gatherFacts(conn: HostConnection, resources: Resource[]): Promise<HostFacts> {
+export async function gatherFacts(conn: HostConnection, resources: Resource[], cluster: string): Promise<HostFacts> {
   const name = conn.host.name
   const facts = emptyFacts(name)
   const mine = resources.filter((r) => r.host === name)
   const schemas = resources.filter((r) => r.kind === 'sql-schema' && r.dbHost === name)
 
-  const packages = mine.flatMap((r) => (r.kind === 'packages' ? r.packages.map((p) => p.name) : []))
-  const files = mine.flatMap((r) => (r.kind === 'file' ? [r.path] : []))
-  const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : [])))]
+  if (conn.kind === 'engine') facts.engine = await gatherEngine(conn as EngineConnection, mine, cluster)
+  else await gatherSystem(conn, mine, facts)
 
-  await Promise.all([
-    packages.length ? conn.exec(packagesQuery(packages)).then((r) => (facts.packages = parsePackages(r.stdout, packages))) : undefined,
-    files.length ? conn.exec(filesQuery(files)).then((r) => (facts.files = parseFiles(r.stdout))) : undefined,
-    units.length ? conn.exec(servicesQuery(units)).then((r) => (facts.services = parseServices(r.stdout))) : undefined,
-    conn.exec(pendingRestartsQuery()).then((r) => (facts.pendingRestarts = r.stdout.split('\n').filter(Boolean))),
-  ])
+  // Is a component's server up here? (a systemd unit, or a container)
+  const running = (component: ComponentName): boolean => {
+    const r = mine.find((x) => (x.kind === 'service' || x.kind === 'container-running') && x.component === component)
+    if (r?.kind === 'service') return facts.services[r.unit]?.active ?? false
+    if (r?.kind === 'container-running') return facts.engine?.containers[r.name]?.running ?? false
+    return false
+  }
 
   const roles = mine.flatMap((r) => (r.kind === 'pg-role' ? [r.role] : []))
   const dbs = [...new Set([...mine.flatMap((r) => (r.kind === 'pg-database' ? [r.database] : [])), ...schemas.map((s) => (s.kind === 'sql-schema' ? s.database : ''))])]
-  const pgUnit = mine.find((r) => r.kind === 'service' && r.component === 'postgresql')
-  const pgRunning = pgUnit?.kind === 'service' ? facts.services[pgUnit.unit]?.active : schemas.length > 0
-  if ((roles.length || dbs.length) && pgRunning) {
+  if ((roles.length || dbs.length) && running('postgresql')) {
     try {
-      const cat = parsePgCatalog((await conn.exec(pgCatalogQuery(roles, dbs))).stdout)
+      const cat = parsePgCatalog((await conn.exec({...pgCatalogQuery(roles, dbs), component: 'postgresql'})).stdout)
       const tables: string[] = []
       for (const s of schemas) {
         if (s.kind !== 'sql-schema' || !(s.database in cat.databases)) continue
-        const r = await conn.exec(pgTableQuery(s.database, s.probeTable))
+        const r = await conn.exec({...pgTableQuery(s.database, s.probeTable), component: 'postgresql'})
         if (r.stdout.trim() === 't') tables.push(`${s.database}.${s.probeTable}`)
       }
       facts.pg = {...cat, tables}
@@ -53,9 +54,7 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[]): 
   }
 
   for (const r of mine) {
-    if (r.kind !== 'xmpp-account') continue
-    const im = mine.find((x) => x.kind === 'service' && x.component === r.component)
-    if (im?.kind !== 'service' || !facts.services[im.unit]?.active) continue
+    if (r.kind !== 'xmpp-account' || !running(r.component)) continue
     try {
       const api = await openEjabberdApi(conn, r.apiPort, 5000)
       try {
@@ -68,5 +67,56 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[]): 
       // The API did not answer: leave the account unknown.
     }
   }
+  return facts
+}
+
+async function gatherSystem(conn: HostConnection, mine: Resource[], facts: HostFacts): Promise<void> {
+  const packages = mine.flatMap((r) => (r.kind === 'packages' ? r.packages.map((p) => p.name) : []))
+  const files = mine.flatMap((r) => (r.kind === 'file' ? [r.path] : []))
+  const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : [])))]
+  await Promise.all([
+    packages.length ? conn.exec(packagesQuery(packages)).then((r) => (facts.packages = parsePackages(r.stdout, packages))) : undefined,
+    files.length ? conn.exec(filesQuery(files)).then((r) => (facts.files = parseFiles(r.stdout))) : undefined,
+    units.length ? conn.exec(servicesQuery(units)).then((r) => (facts.services = parseServices(r.stdout))) : undefined,
+    conn.exec(pendingRestartsQuery()).then((r) => (facts.pendingRestarts = r.stdout.split('\n').filter(Boolean))),
+  ])
+}
+
+async function gatherEngine(conn: EngineConnection, mine: Resource[], cluster: string): Promise<EngineFacts> {
+  const docker = conn.docker
+  const networkNames = mine.flatMap((r) => (r.kind === 'network' ? [r.name] : []))
+  const [networks, containers] = await Promise.all([
+    docker.listNetworks(),
+    docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABELS.cluster}=${cluster}`]})}),
+  ])
+  const images: string[] = []
+  await Promise.all(
+    mine.map(async (r) => {
+      if (r.kind !== 'image') return
+      try {
+        await docker.getImage(r.tag).inspect()
+        images.push(r.tag)
+      } catch {
+        // not built yet
+      }
+    }),
+  )
+  const facts: EngineFacts = {networks: networks.map((n) => n.Name).filter((n) => networkNames.includes(n)), images, containers: {}}
+  await Promise.all(
+    containers.map(async (c) => {
+      const name = (c.Names[0] ?? '').replace(/^\//, '')
+      const component = c.Labels[LABELS.component]
+      if (!component) return // imctl's own state container
+      const desired = mine.find((r) => r.kind === 'container' && r.name === name)
+      const files: Record<string, {owner: string; group: string; mode: string; content: Buffer} | null> = {}
+      if (desired?.kind === 'container') {
+        for (const f of desired.files) {
+          const content = await conn.readFile(component as ComponentName, f.path).catch(() => null)
+          files[f.path] = content === null ? null : {owner: f.owner, group: f.group, mode: f.mode, content}
+        }
+      }
+      facts.containers[name] = {component, running: c.State === 'running', configHash: c.Labels[LABELS.configHash] ?? '', files}
+    }),
+  )
   return facts
 }

@@ -5,21 +5,30 @@ import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
 import type {HostFacts} from './facts.js'
 import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
-import type {Resource} from './resources.js'
+import type {ContainerSpec, FileResource, Resource} from './resources.js'
 import {resourceKey} from './resources.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
-  /** Read a file on one host and feed it to a command on another. */
-  | {type: 'pipe'; source: {host: string; command: RemoteCommand}; target: {host: string; command: RemoteCommand}}
+  /** Read a file on one host (in a component's container on an engine) and feed it to a command on another. */
+  | {type: 'pipe'; source: {host: string; path: string; component: ComponentName}; target: {host: string; command: RemoteCommand}}
   | {type: 'xmpp-account'; user: string; domain: string; password: string; apiPort: number}
+  | {type: 'engine'; op: EngineOp}
+
+/** Changes to an engine host, as data; the engine transport carries them out. */
+export type EngineOp =
+  | {op: 'network'; name: string}
+  | {op: 'build-image'; tag: string; contextDir: string; contextFiles: string[]}
+  | {op: 'create-container'; spec: ContainerSpec; files: FileResource[]; replace: boolean}
+  | {op: 'start-container'; name: string; ready: RemoteCommand}
+  | {op: 'remove-container'; name: string; purgeVolumes: boolean}
 
 /** One change to one host: what, where, why — and how, as data. */
 export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load'
+  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove'
   what: string
   why: string
   diff?: string
@@ -46,13 +55,19 @@ export function planChanges(
   componentOrder: ComponentName[],
   dependsOn: (c: ComponentName) => ComponentName[],
   redact: (text: string) => string = (t) => t,
+  opts: {purgeData?: boolean; ready?: (c: ComponentName) => RemoteCommand} = {},
 ): Plan {
+  const recreated = new Set<string>()
+  const readyCheck = (c: ComponentName): RemoteCommand => {
+    if (!opts.ready) throw new Error(`bug: no readiness check given for ${c}`)
+    return opts.ready(c)
+  }
   const steps: Step[] = []
   const blockers: string[] = []
   let unchanged = 0
-  // Packages first (one apt run per host), then components in dependency order,
-  // each component's resources in the order the component lists them.
-  const rank = (r: Resource) => (r.kind === 'packages' ? -1 : componentOrder.indexOf(r.component))
+  // Packages, networks and images first (they wait for nothing), then components in
+  // dependency order, each component's resources in the order the component lists them.
+  const rank = (r: Resource) => (r.kind === 'packages' || r.kind === 'network' || r.kind === 'image' ? -1 : componentOrder.indexOf(r.component))
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
   const installsOn = new Set<string>()
@@ -162,8 +177,8 @@ export function planChanges(
           why: db?.pg ? `table ${r.probeTable} does not exist` : 'database is not ready yet',
           run: {
             type: 'pipe',
-            source: {host: r.host, command: {argv: ['cat', r.sourcePath], description: `read ${r.sourcePath}`}},
-            target: {host: r.dbHost, command: loadSchema(r.database, r.role)},
+            source: {host: r.host, path: r.sourcePath, component: r.component},
+            target: {host: r.dbHost, command: {...loadSchema(r.database, r.role), component: 'postgresql'}},
           },
         })
         break
@@ -184,6 +199,88 @@ export function planChanges(
         })
         break
       }
+      case 'network': {
+        if (f.engine?.networks.includes(r.name)) {
+          unchanged++
+          break
+        }
+        steps.push({...base, action: 'create', what: `create network ${r.name}`, why: 'the cluster has no network on this engine yet', run: {type: 'engine', op: {op: 'network', name: r.name}}})
+        break
+      }
+      case 'image': {
+        if (f.engine?.images.includes(r.tag)) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: 'build',
+          what: `build image ${r.tag} (${r.packages.map((p) => p.name).join(' ')} from Debian)`,
+          why: 'not on this engine',
+          run: {type: 'engine', op: {op: 'build-image', tag: r.tag, contextDir: r.contextDir, contextFiles: r.contextFiles}},
+        })
+        break
+      }
+      case 'container': {
+        const now = f.engine?.containers[r.name]
+        if (now && now.configHash === r.configHash) {
+          unchanged++
+          break
+        }
+        recreated.add(`${r.host}:${r.name}`)
+        const diffs = now
+          ? r.files
+              .filter((x) => !(now.files[x.path]?.content.equals(Buffer.from(x.content)) ?? false))
+              .map((x) => redact(fileDiff(x.path, x.secret ? maskStaleSecrets(now.files[x.path]?.content.toString('utf8') ?? '', x.content, redact) : (now.files[x.path]?.content.toString('utf8') ?? ''), x.content)))
+          : r.files.map((x) => redact(fileDiff(x.path, '', x.content)))
+        steps.push({
+          ...base,
+          action: now ? 'recreate' : 'create',
+          what: `${now ? 'recreate' : 'create'} container ${r.name}${now ? ' (its volumes are kept)' : ''}`,
+          why: now ? (diffs.length ? `${r.files.filter((x) => diffs.some((d) => d.includes(x.path))).map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
+          ...(diffs.length ? {diff: diffs.join('\n')} : {}),
+          run: {type: 'engine', op: {op: 'create-container', spec: r.spec, files: r.files, replace: Boolean(now)}},
+        })
+        break
+      }
+      case 'container-running': {
+        const now = f.engine?.containers[r.name]
+        const fresh = recreated.has(`${r.host}:${r.name}`)
+        if (!fresh && now?.running) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          after: dependsOn(r.component),
+          action: 'start',
+          what: `start container ${r.name}`,
+          why: fresh ? 'new container' : 'not running',
+          run: {type: 'engine', op: {op: 'start-container', name: r.name, ready: {...readyCheck(r.component), component: r.component}}},
+        })
+        break
+      }
+    }
+  }
+  // On an engine a command runs in its component's container (ignored over SSH).
+  for (const st of steps) {
+    if (st.run.type === 'exec') st.run = {...st.run, commands: st.run.commands.map((cmd) => ({component: st.component, ...cmd}))}
+  }
+
+  // Containers of this cluster that no component wants any more: removed, their volumes kept.
+  for (const [host, f] of Object.entries(facts)) {
+    for (const [name, c] of Object.entries(f.engine?.containers ?? {})) {
+      if (resources.some((r) => r.kind === 'container' && r.host === host && r.name === name)) continue
+      steps.push({
+        id: `${host}:remove:${name}`,
+        host,
+        component: c.component as ComponentName,
+        after: [],
+        action: 'remove',
+        what: `remove container ${name}${opts.purgeData ? ' and its volumes' : ' (its volumes are kept)'}`,
+        why: `${c.component} is no longer placed on ${host}`,
+        run: {type: 'engine', op: {op: 'remove-container', name, purgeVolumes: opts.purgeData ?? false}},
+      })
     }
   }
   return {steps, unchanged, blockers}

@@ -2,7 +2,18 @@ import type {ComponentName} from '../config/model.js'
 import type {PinnedPackage} from '../config/manifest.js'
 
 /** Desired state, as data. Components produce these; the planner compares them with facts. */
-export type Resource = PackagesResource | FileResource | ServiceResource | PgRoleResource | PgDatabaseResource | SqlSchemaResource | XmppAccountResource
+export type Resource =
+  | PackagesResource
+  | FileResource
+  | ServiceResource
+  | PgRoleResource
+  | PgDatabaseResource
+  | SqlSchemaResource
+  | XmppAccountResource
+  | NetworkResource
+  | ImageResource
+  | ContainerResource
+  | ContainerRunningResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -72,6 +83,57 @@ export interface XmppAccountResource extends Base {
   apiPort: number
 }
 
+/** The cluster's own network on an engine host. */
+export interface NetworkResource extends Base {
+  kind: 'network'
+  name: string
+}
+
+/** A component's image, built on the engine from Debian's packages (templates/images/<component>). */
+export interface ImageResource extends Base {
+  kind: 'image'
+  /** Tagged by a hash of its build context and package pins, so a change builds a new one. */
+  tag: string
+  contextDir: string
+  contextFiles: string[]
+  packages: PinnedPackage[]
+}
+
+/** A component's container: its image, config files put in before start, volumes, ports, labels. */
+export interface ContainerResource extends Base {
+  kind: 'container'
+  name: string
+  image: string
+  files: FileResource[]
+  /** The engine's create body (Docker API), labels included. */
+  spec: ContainerSpec
+  /** Hash of image, spec and files; a container whose label differs is recreated. */
+  configHash: string
+}
+
+export interface ContainerRunningResource extends Base {
+  kind: 'container-running'
+  name: string
+}
+
+/** The subset of Docker's container-create body that imctl sets. */
+export interface ContainerSpec {
+  name: string
+  Image: string
+  Hostname: string
+  Labels: Record<string, string>
+  ExposedPorts: Record<string, Record<string, never>>
+  Healthcheck: {Test: string[]; Interval: number; Timeout: number; Retries: number; StartPeriod: number}
+  StopSignal?: string
+  HostConfig: {
+    NetworkMode: string
+    Mounts: {Type: 'volume'; Source: string; Target: string}[]
+    PortBindings: Record<string, {HostIp: string; HostPort: string}[]>
+    RestartPolicy: {Name: 'unless-stopped'}
+  }
+  NetworkingConfig: {EndpointsConfig: Record<string, {Aliases: string[]}>}
+}
+
 export function resourceKey(r: Resource): string {
   switch (r.kind) {
     case 'packages':
@@ -88,5 +150,13 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:sql-schema:${r.dbHost}/${r.database}`
     case 'xmpp-account':
       return `${r.host}:xmpp-account:${r.user}@${r.domain}`
+    case 'network':
+      return `${r.host}:network:${r.name}`
+    case 'image':
+      return `${r.host}:image:${r.component}`
+    case 'container':
+      return `${r.host}:container:${r.name}`
+    case 'container-running':
+      return `${r.host}:container-running:${r.name}`
   }
 }

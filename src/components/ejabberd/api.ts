@@ -13,7 +13,7 @@ export class EjabberdApiError extends Error {
 }
 
 export async function openEjabberdApi(conn: HostConnection, apiPort: number, timeoutMs = 10_000): Promise<EjabberdApi> {
-  const tunnel = await conn.tunnel('127.0.0.1', apiPort)
+  const tunnel = await conn.tunnel('127.0.0.1', apiPort, 'ejabberd')
   return {
     async call<T>(command: string, args: Record<string, unknown>): Promise<T> {
       const res = await fetch(`http://127.0.0.1:${tunnel.port}/api/${command}`, {

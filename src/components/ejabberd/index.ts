@@ -1,22 +1,39 @@
 import type {Component} from '../types.js'
 
+/** Where ejabberd listens inside its container (published on the configured ports). */
+export const CONTAINER_PORTS = {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}
+const PORTS = CONTAINER_PORTS
+
 export const ejabberd: Component = {
   name: 'ejabberd',
   dependsOn: ['postgresql', 'redis'],
   hosts: (config) => [config.components.ejabberd.host],
+  container: {
+    ports: [
+      {containerPort: PORTS.c2s, publish: (config) => config.components.ejabberd.ports.c2s},
+      {containerPort: PORTS.http, publish: (config) => config.components.ejabberd.ports.http},
+      {containerPort: PORTS.mqtt, publish: (config) => config.components.ejabberd.ports.mqtt},
+      // The admin API stays on the container's loopback: never published.
+      {containerPort: PORTS.api, publish: () => null},
+    ],
+    volumes: [{name: 'data', path: '/var/lib/ejabberd'}],
+    healthcheck: ['/usr/local/bin/imctl-healthcheck'],
+    ready: {argv: ['/usr/local/bin/imctl-healthcheck'], description: 'wait until ejabberd answers'},
+  },
   resources(ctx) {
     const c = ctx.config.components
     const host = ctx.host(c.ejabberd.host)
-    const pg = ctx.host(c.postgresql.host)
-    const redis = ctx.host(c.redis.host)
+    const container = ctx.inContainer('ejabberd')
     const base = {host: host.name, component: 'ejabberd' as const}
+    const pgHost = ctx.host(c.postgresql.host)
     const vars = {
       cluster: ctx.config,
       release: ctx.manifest,
       host,
-      ports: c.ejabberd.ports,
-      postgresql: {address: pg.address, port: c.postgresql.port},
-      redis: {address: redis.address, port: c.redis.port},
+      listenIp: container ? '0.0.0.0' : host.address,
+      ports: container ? PORTS : c.ejabberd.ports,
+      postgresql: ctx.endpoint('postgresql', 'ejabberd'),
+      redis: ctx.endpoint('redis', 'ejabberd'),
       secrets: ctx.secrets,
     }
     return [
@@ -35,7 +52,7 @@ export const ejabberd: Component = {
       {
         ...base,
         kind: 'sql-schema',
-        dbHost: pg.name,
+        dbHost: pgHost.name,
         database: 'ejabberd',
         role: 'ejabberd',
         // Debian's package ships the schema; it is not created for us.
@@ -50,7 +67,7 @@ export const ejabberd: Component = {
         user: 'admin',
         domain: ctx.config.domain,
         password: ctx.secrets.ejabberd.admin_password,
-        apiPort: c.ejabberd.ports.api,
+        apiPort: container ? PORTS.api : c.ejabberd.ports.api,
       },
     ]
   },

@@ -1,19 +1,30 @@
 import type {Component} from '../types.js'
 import {scramSha256Verifier} from './scram.js'
 
+const PORT = 5432
+
 export const postgresql: Component = {
   name: 'postgresql',
   dependsOn: [],
   hosts: (config) => [config.components.postgresql.host],
+  container: {
+    ports: [{containerPort: PORT, publish: (config) => config.components.postgresql.port}],
+    volumes: [{name: 'data', path: '/var/lib/postgresql/15/main'}],
+    healthcheck: ['/usr/local/bin/imctl-healthcheck'],
+    ready: {argv: ['/usr/local/bin/imctl-healthcheck'], description: 'wait until PostgreSQL answers'},
+    stopSignal: 'SIGINT',
+  },
   resources(ctx) {
     const placement = ctx.config.components.postgresql
     const host = ctx.host(placement.host)
     const release = ctx.manifest.components.postgresql!
     const etc = `/etc/postgresql/${release.version}/main`
+    const container = ctx.inContainer('postgresql')
     const vars = {
       cluster: ctx.config,
       host,
-      port: placement.port,
+      container,
+      port: container ? PORT : placement.port,
       clusterAddresses: [...new Set(ctx.config.hosts.map((h) => h.address))],
     }
     const unit = `postgresql@${release.version}-main`
