@@ -167,16 +167,16 @@ describe('applyPlan', () => {
   it('feeds the stdout of a pipe step\'s source to the stdin of its target', async () => {
     // Given im1 holds the schema and db1 runs psql
     const schema = 'CREATE TABLE users (username text PRIMARY KEY);\n'
-    const {conns, io} = setup({im1: {stdout: {'read the schema': schema}}, db1: {}})
+    const {conns, io} = setup({im1: {stdout: {'read /usr/share/ejabberd/sql/pg.new.sql': schema}}, db1: {}})
     const load = loadSchema('ejabberd', 'ejabberd')
     const pipe: Step = {
       ...step('load', 'im1', 'ejabberd'),
-      run: {type: 'pipe', source: {host: 'im1', command: {argv: ['cat', '/usr/share/ejabberd/sql/pg.new.sql'], description: 'read the schema'}}, target: {host: 'db1', command: load}},
+      run: {type: 'pipe', source: {host: 'im1', path: '/usr/share/ejabberd/sql/pg.new.sql', component: 'ejabberd'}, target: {host: 'db1', command: load}},
     }
     // When applied
     const result = await applyPlan(planOf([pipe]), conns, io)
     // Then db1 got the exact bytes im1 printed, with the load command unchanged
-    assert.deepEqual(conns.get('im1')!.ran.map((c) => c.argv), [['cat', '/usr/share/ejabberd/sql/pg.new.sql']])
+    assert.deepEqual(conns.get('im1')!.ran.map((c) => [c.argv, c.root]), [[['cat', '/usr/share/ejabberd/sql/pg.new.sql'], true]])
     const ran = conns.get('db1')!.ran
     assert.equal(ran.length, 1)
     assert.deepEqual(ran[0]!.argv, load.argv)

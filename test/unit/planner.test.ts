@@ -153,7 +153,8 @@ describe('planChanges', () => {
       const load = p.steps.find((s) => s.action === 'load')!
       assert.equal(load.host, 'im1')
       assert.ok(load.run.type === 'pipe')
-      assert.deepEqual(load.run.source, {host: 'im1', command: {argv: ['cat', '/usr/share/ejabberd/sql/pg.new.sql'], description: 'read /usr/share/ejabberd/sql/pg.new.sql'}})
+      assert.deepEqual(load.run.source, {host: 'im1', path: '/usr/share/ejabberd/sql/pg.new.sql', component: 'ejabberd'})
+      assert.equal(load.run.target.command.component, 'postgresql')
       assert.equal(load.run.target.host, 'db1')
       assert.equal(load.run.target.command.asUser, 'postgres')
     })
