@@ -66,7 +66,25 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
 
   const nets = await docker.listNetworks({filters: JSON.stringify({name: [names.network]})})
   if (!nets.some((n) => n.Name === names.network)) {
-    await docker.createNetwork({Name: names.network, Internal: opts.internal ?? false, Labels: {[LABEL]: opts.name}})
+    // The sandbox stands for a LAN of servers: containers of other networks on this engine (Docker
+    // mode) must reach it as they would reach a LAN. podman's Docker-compatible API always isolates
+    // networks from each other, so on podman the network is made through its own API, unisolated.
+    const podman = /podman/i.test(JSON.stringify((await docker.version()).Components ?? []))
+    if (podman) {
+      await new Promise((resolve, reject) =>
+        docker.modem.dial(
+          {
+            path: '/v4.0.0/libpod/networks/create',
+            method: 'POST',
+            options: {name: names.network, internal: opts.internal ?? false, dns_enabled: true, labels: {[LABEL]: opts.name}, options: {isolate: 'false'}},
+            statusCodes: {200: true, 201: true, 409: 'network already exists', 500: 'server error'},
+          },
+          (err: Error | null, data: unknown) => (err ? reject(err) : resolve(data)),
+        ),
+      )
+    } else {
+      await docker.createNetwork({Name: names.network, Internal: opts.internal ?? false, Labels: {[LABEL]: opts.name}})
+    }
   }
 
   opts.io.notify({type: 'info', message: `starting ${opts.hosts} hosts on ${names.network}`})
