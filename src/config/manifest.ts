@@ -13,6 +13,8 @@ export interface PinnedPackage {
 export interface ComponentRelease {
   version: string
   packages: PinnedPackage[]
+  /** Docker mode: a recipe under templates/ built on the engine from these packages. */
+  image?: {build: string}
 }
 
 export interface ReleaseManifest {

@@ -7,6 +7,7 @@ import type {ClusterConfig, ComponentName} from '../config/model.js'
 import {hostByName} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
 import type {ClusterSecrets} from '../config/secrets.js'
+import {UserError} from '../errors.js'
 import {templatesDir} from '../paths.js'
 import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
@@ -64,7 +65,7 @@ export function desiredState(
       networks.add(host.name)
       all.push({kind: 'network', host: host.name, component: c.name, name: engineNames.network(config.name)})
     }
-    all.push(...containerize(config, c.name, resources))
+    all.push(...containerize(config, manifest, c.name, resources))
   }
   const merged = new Map<string, PackagesResource>()
   const rest: Resource[] = []
@@ -80,7 +81,7 @@ export function desiredState(
   return [...merged.values(), ...rest]
 }
 
-function containerize(config: ClusterConfig, name: ComponentName, resources: Resource[]): Resource[] {
+function containerize(config: ClusterConfig, manifest: ReleaseManifest, name: ComponentName, resources: Resource[]): Resource[] {
   const host = hostByName(config, placementHost(config, name))
   const runtime = component(name).container
   const files = resources.filter((r): r is FileResource => r.kind === 'file')
@@ -88,7 +89,9 @@ function containerize(config: ClusterConfig, name: ComponentName, resources: Res
   let image = ''
   for (const r of resources) {
     if (r.kind === 'packages') {
-      const contextDir = join(templatesDir, 'images', name)
+      const recipe = manifest.components[name]?.image?.build
+      if (!recipe) throw new UserError(`release ${manifest.release} names no image for ${name}`, [`Place ${name} on an SSH host, or use a release whose manifest has \`image: {build: ...}\` for it.`])
+      const contextDir = join(templatesDir, recipe)
       const contextFiles = readdirSync(contextDir).sort()
       const h = createHash('sha256').update(JSON.stringify(r.packages))
       for (const f of contextFiles) h.update(`\0${f}\0`).update(readFileSync(join(contextDir, f)))
