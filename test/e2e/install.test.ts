@@ -99,6 +99,15 @@ describe('install a 3-host ejabberd cluster over SSH', {timeout: 1_500_000}, () 
     assert.equal(users.trim(), '0')
   })
 
+  it('shows a component\'s journal through SSH (as the sudo user on h2)', async () => {
+    const r = await imctl(['logs', 'redis', '-c', c, '-n', '20', '--json'], {env})
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr)
+    assert.ok(r.json.result.lines.some((l: string) => /redis-server\.service|Redis/.test(l)), JSON.stringify(r.json.result.lines))
+    const wrong = await imctl(['logs', 'redis', '-c', c, '--host', 'h1', '--json'], {env})
+    assert.equal(wrong.exitCode, 2)
+    assert.match(wrong.json.error!.message, /redis does not run on h1 but on h2/)
+  })
+
   it('a second install changes nothing and says so', async () => {
     const r = await imctl(['install', '-c', c, '--json'], {env})
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
