@@ -268,10 +268,13 @@ export function planChanges(
   }
 
   // Containers of this cluster that no component wants any more: removed, their volumes kept.
+  // First: they wait for nothing, and a removal listed after a step that waits for its
+  // component (ejabberd's start after postgresql moved off the engine) would never run.
+  const removals: Step[] = []
   for (const [host, f] of Object.entries(facts)) {
     for (const [name, c] of Object.entries(f.engine?.containers ?? {})) {
       if (resources.some((r) => r.kind === 'container' && r.host === host && r.name === name)) continue
-      steps.push({
+      removals.push({
         id: `${host}:remove:${name}`,
         host,
         component: c.component as ComponentName,
@@ -283,7 +286,7 @@ export function planChanges(
       })
     }
   }
-  return {steps, unchanged, blockers}
+  return {steps: [...removals, ...steps], unchanged, blockers}
 }
 
 // ---- action builders: commands that change a host, as data ----
