@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # command -> Debian package that provides it
-declare -A pkg=([podman]=podman [runc]=runc [debootstrap]=debootstrap [curl]=curl [ssh-keygen]=openssh-client [ssh-agent]=openssh-client [tar]=tar)
+declare -A pkg=([podman]=podman [runc]=runc [debootstrap]=debootstrap [curl]=curl [ssh-keygen]=openssh-client [ssh-agent]=openssh-client [tar]=tar [socat]=socat [openssl]=openssl)
 need=()
 for bin in "${!pkg[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || need+=("${pkg[$bin]}")
