@@ -1,4 +1,5 @@
 import {openEjabberdApi} from '../components/ejabberd/api.js'
+import {RemoteError} from '../errors.js'
 import type {ComponentName} from '../config/model.js'
 import type {EngineConnection} from '../transport/engine.js'
 import {LABELS} from '../transport/engine-names.js'
@@ -25,7 +26,14 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[], c
   const mine = resources.filter((r) => r.host === name)
   const schemas = resources.filter((r) => r.kind === 'sql-schema' && r.dbHost === name)
 
-  if (conn.kind === 'engine') facts.engine = await gatherEngine(conn as EngineConnection, mine, cluster)
+  if (conn.kind === 'engine') {
+    try {
+      facts.engine = await gatherEngine(conn as EngineConnection, mine, cluster)
+    } catch (e) {
+      if (e instanceof RemoteError) throw e
+      throw new RemoteError(name, 'observe the engine (networks, images, containers)', null, (e as Error).message)
+    }
+  }
   else await gatherSystem(conn, mine, facts)
 
   // Is a component's server up here? (a systemd unit, or a container)
