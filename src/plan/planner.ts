@@ -117,7 +117,7 @@ export function planChanges(
           action: 'write',
           what: `write ${r.path} (${r.owner}:${r.group} ${r.mode})`,
           why,
-          ...(contentSame ? {} : {diff: redact(fileDiff(r.path, r.secret ? maskStaleSecrets(now?.content.toString('utf8') ?? '', r.content, redact) : (now?.content.toString('utf8') ?? ''), r.content))}),
+          ...(contentSame ? {} : {diff: shownDiff(r, now?.content.toString('utf8') ?? '', redact)}),
           run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify)},
         })
         break
@@ -228,16 +228,13 @@ export function planChanges(
           break
         }
         recreated.add(`${r.host}:${r.name}`)
-        const diffs = now
-          ? r.files
-              .filter((x) => !(now.files[x.path]?.content.equals(Buffer.from(x.content)) ?? false))
-              .map((x) => redact(fileDiff(x.path, x.secret ? maskStaleSecrets(now.files[x.path]?.content.toString('utf8') ?? '', x.content, redact) : (now.files[x.path]?.content.toString('utf8') ?? ''), x.content)))
-          : r.files.map((x) => redact(fileDiff(x.path, '', x.content)))
+        const changedFiles = now ? r.files.filter((x) => !(now.files[x.path]?.content.equals(Buffer.from(x.content)) ?? false)) : r.files
+        const diffs = changedFiles.map((x) => shownDiff(x, now?.files[x.path]?.content.toString('utf8') ?? '', redact))
         steps.push({
           ...base,
           action: now ? 'recreate' : 'create',
           what: `${now ? 'recreate' : 'create'} container ${r.name}${now ? ' (its volumes are kept)' : ''}`,
-          why: now ? (diffs.length ? `${r.files.filter((x) => diffs.some((d) => d.includes(x.path))).map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
+          why: now ? (changedFiles.length ? `${changedFiles.map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
           ...(diffs.length ? {diff: diffs.join('\n')} : {}),
           run: {type: 'engine', op: {op: 'create-container', spec: r.spec, files: r.files, replace: Boolean(now)}},
         })
@@ -394,6 +391,11 @@ function maskStaleSecrets(before: string, desired: string, redact: (text: string
       return f ? `${f.prefix}********${f.suffix}` : line
     })
     .join('\n')
+}
+
+/** A file's planned change as people see it: no secret value, current or stale. */
+function shownDiff(file: FileResource, before: string, redact: (text: string) => string): string {
+  return redact(fileDiff(file.path, file.secret ? maskStaleSecrets(before, file.content, redact) : before, file.content))
 }
 
 export function fileDiff(path: string, before: string, after: string): string {
