@@ -131,7 +131,8 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
           api = await openEjabberdApi(im, c.ejabberd.ports.api)
           const status = await api.call<string>('status', {})
           if (!/is running/.test(status)) throw new Error(status)
-          return status.replace(/\s*\n\s*/g, '; ')
+          // ejabberd's API joins its two status lines without a separator.
+          return status.replace(/\s*\n\s*/g, '; ').replace(/Status: started(?=\S)/, 'Status: started; ')
         }, r),
       )
       if (api) {
