@@ -98,6 +98,28 @@ describe('mixed cluster: PostgreSQL over SSH, Redis and ejabberd on an engine re
     assert.equal(local.json.result.changes, 0, JSON.stringify(local.json.result.steps))
   })
 
+  it('moving Redis off the engine removes its container but keeps its volume', async () => {
+    // Given Redis moved from the engine to the SSH host h1
+    writeFileSync(c, readFileSync(c, 'utf8').replace('redis: { host: engine, port: 16479 }', 'redis: { host: h1 }'))
+    const plan = await imctl(['plan', '-c', c, '--json'])
+    assert.equal(plan.exitCode, 0, plan.stdout)
+    const whats = plan.json.result.steps.map((s: {host: string; what: string}) => `${s.host}: ${s.what}`)
+    assert.ok(whats.includes(`engine: remove container imctl-${CLUSTER}-redis (its volumes are kept)`), whats.join('\n'))
+    assert.ok(whats.includes('h1: install redis-server'), whats.join('\n'))
+    assert.ok(whats.includes(`engine: recreate container imctl-${CLUSTER}-ejabberd (its volumes are kept)`), whats.join('\n'))
+    // When installed, Then the container is gone, its volume stays, and the cluster is healthy on the new placement
+    const r = await imctl(['install', '-c', c, '--json'])
+    assert.equal(r.exitCode, 0, r.stdout)
+    assert.equal(podman('ps', '-aq', '--filter', `name=^imctl-${CLUSTER}-redis$`).trim(), '')
+    assert.ok(podman('volume', 'ls', '-q').split('\n').includes(`imctl-${CLUSTER}-redis-data`))
+    let h = await imctl(['health', '-c', c, '--json'])
+    for (let i = 0; i < 3 && h.exitCode !== 0; i++) {
+      await new Promise((res) => setTimeout(res, 5000)) // ejabberd's Redis client reconnects
+      h = await imctl(['health', '-c', c, '--json'])
+    }
+    assert.equal(h.exitCode, 0, h.stdout)
+  })
+
   it('refuses an engine over SSH whose host key is not pinned', async () => {
     writeFileSync(c, readFileSync(c, 'utf8').replace('engine: {socket: /run/podman/podman.sock}', `engine: {ssh: {address: ${engineAddress}, auth: {key: ./id_ed25519}}}`))
     const known = join(sb.dir, 'known_hosts')
