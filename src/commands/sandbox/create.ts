@@ -14,6 +14,7 @@ export default class SandboxCreate extends BaseCommand<typeof SandboxCreate> {
     dir: Flags.string({description: 'Where to write cluster.yaml, secrets, SSH key and known_hosts (default: sandbox/<name>).'}),
     domain: Flags.string({description: 'XMPP domain of the sandbox cluster (default: <name>.imctl.test).'}),
     mirror: Flags.string({description: 'Debian mirror for the base image (default: the one apt uses here).'}),
+    offline: Flags.boolean({description: 'Put the hosts on a network with no route out (this machine still reaches them), to prove offline installs.', default: false}),
   }
 
   async run(): Promise<void> {
@@ -24,6 +25,7 @@ export default class SandboxCreate extends BaseCommand<typeof SandboxCreate> {
       dir: this.flags.dir ?? `sandbox/${this.flags.name}`,
       ...(this.flags.domain ? {domain: this.flags.domain} : {}),
       ...(this.flags.mirror ? {mirror: this.flags.mirror} : {}),
+      internal: this.flags.offline,
       io,
     })
     this.output(result, (r) =>
