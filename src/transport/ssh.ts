@@ -180,7 +180,14 @@ class SshConnection implements HostConnection {
   }
 
   stream(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream}> {
-    return new Promise((resolve, reject) => this.client.exec(commandLine(cmd, this.priv), (err, channel) => (err ? reject(err) : resolve(channel))))
+    return new Promise((resolve, reject) =>
+      this.client.exec(commandLine(cmd, this.priv), (err, channel) => {
+        if (err) return reject(err)
+        // Ending stdin does not end stdout: the command's output keeps streaming.
+        if (cmd.stdin !== undefined) channel.end(cmd.stdin)
+        resolve(channel)
+      }),
+    )
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,39 @@
+import {Flags} from '@oclif/core'
+import {acceptKeysFlag, BaseCommand, configFlag} from '../../cli/base.js'
+import {terminalIo} from '../../cli/io.js'
+import {createBackup} from '../../ops/backup/backup.js'
+
+export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
+  static override summary = 'Back up every store of the cluster into one encrypted set; its manifest is written last.'
+  static override description = [
+    'PostgreSQL (pg_dump of the ejabberd database on its own host, and the roles), Redis (the RDB of a BGSAVE that finished and succeeded),',
+    "ejabberd's internal database and configuration, and the cluster's own cluster.yaml, secrets and rendered files.",
+    'Every artifact streams from its host, is gzipped where that helps and encrypted with AES-256-GCM under the backup key.',
+    'The key lives apart from the backups: by default ~/.config/imctl/<cluster>.backup-key, created on first use. Keep a copy of it elsewhere.',
+  ].join(' ')
+  static override examples = ['<%= config.bin %> backup create', '<%= config.bin %> backup create --to /srv/backups --key /root/keys/chat.backup-key --json']
+  static override flags = {
+    config: configFlag,
+    'accept-new-host-keys': acceptKeysFlag,
+    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
+    key: Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'}),
+  }
+
+  async run(): Promise<void> {
+    const io = terminalIo({interactive: !this.nonInteractive, quiet: this.flags.json, warn: (m) => this.warn2(m)})
+    const r = await createBackup({
+      configFile: this.flags.config,
+      ...(this.flags.to ? {to: this.flags.to} : {}),
+      ...(this.flags.key ? {keyFile: this.flags.key} : {}),
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      io,
+    })
+    this.output(r, (x) =>
+      [
+        `Backup set ${x.id} of cluster ${x.cluster} is complete: ${x.dir}`,
+        ...x.artifacts.map((a) => `  ${a.name}  ${a.size} bytes  ${a.what}${a.counts ? `  (${Object.keys(a.counts).length > 3 ? `${Object.values(a.counts).reduce((m, n) => m + n, 0)} rows in ${Object.keys(a.counts).length} tables` : Object.entries(a.counts).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`),
+        `Encrypted with the key in ${x.keyFile}${x.keyCreated ? ' (created now: copy it somewhere safe, apart from the backups)' : ''}.`,
+      ].join('\n'),
+    )
+  }
+}

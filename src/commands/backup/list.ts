@@ -1,0 +1,20 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand, configFlag} from '../../cli/base.js'
+import {listBackups} from '../../ops/backup/backup.js'
+
+export default class BackupList extends BaseCommand<typeof BackupList> {
+  static override summary = 'List backup sets; a set without its manifest is shown as incomplete and is never used.'
+  static override flags = {
+    config: configFlag,
+    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
+  }
+
+  async run(): Promise<void> {
+    const r = listBackups({configFile: this.flags.config, ...(this.flags.to ? {to: this.flags.to} : {})})
+    this.output(r, (x) =>
+      x.sets.length
+        ? [`Backup sets in ${x.root}:`, ...x.sets.map((s) => `  ${s.id}  ${s.complete ? 'complete  ' : 'INCOMPLETE'}  ${s.artifacts} artifacts, ${s.bytes} bytes${s.release ? `, release ${s.release}` : ''}`)].join('\n')
+        : `No backup sets in ${x.root}.`,
+    )
+  }
+}

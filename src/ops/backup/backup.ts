@@ -1,0 +1,316 @@
+import {createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {basename, dirname, join, resolve} from 'node:path'
+import {PassThrough, Readable, type Duplex} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGzip} from 'node:zlib'
+import * as tar from 'tar-stream'
+import type {ComponentName} from '../../config/model.js'
+import {RemoteError, UserError} from '../../errors.js'
+import type {IoHost} from '../../io.js'
+import {shScript, type RemoteCommand} from '../../transport/command.js'
+import type {HostConnection} from '../../transport/types.js'
+import {appendAuditCommand, auditEntry} from '../audit.js'
+import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
+import {lockCluster} from '../lock.js'
+import {checkDecrypts, encryptor, fileDigest, HashTap, loadBackupKey, sealManifest} from './crypto.js'
+
+export interface ArtifactRecord {
+  name: string
+  component: ComponentName | 'cluster'
+  host: string
+  what: string
+  sha256: string
+  size: number
+  gzip: boolean
+  counts?: Record<string, number>
+}
+
+export interface BackupManifest {
+  format: 1
+  id: string
+  cluster: string
+  domain: string
+  release: string
+  versions: Record<string, string>
+  startedAt: string
+  finishedAt: string
+  keyFingerprint: string
+  artifacts: ArtifactRecord[]
+}
+
+export interface BackupOptions {
+  configFile: string
+  /** Where sets are kept (default: backups/ beside cluster.yaml). */
+  to?: string
+  /** The key file (default: ~/.config/imctl/<cluster>.backup-key, apart from the backups). */
+  keyFile?: string
+  acceptNewHostKeys?: boolean
+  io: IoHost
+}
+
+export function backupRoot(model: ClusterModel, to?: string): string {
+  return resolve(to ?? join(dirname(model.config.file), 'backups'), model.config.name)
+}
+
+export function defaultKeyFile(cluster: string): string {
+  return join(homedir(), '.config', 'imctl', `${cluster}.backup-key`)
+}
+
+/** A set's id: its UTC start time, sortable. */
+function newId(now = new Date()): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+}
+
+/**
+ * `imctl backup create`: one consistent set of every store, streamed from the hosts,
+ * gzipped where it helps, encrypted with AES-256-GCM. The manifest (sealed with an
+ * HMAC of the key) is written last: a set without it is incomplete.
+ */
+export async function createBackup(opts: BackupOptions): Promise<BackupManifest & {dir: string; keyFile: string; keyCreated: boolean}> {
+  const model = loadCluster(opts.configFile)
+  const c = model.config.components
+  const hosts = [...new Set([c.postgresql.host, c.redis.host, c.ejabberd.host])].map((n) => model.config.hosts.find((h) => h.name === n)!)
+  const onEngine = hosts.filter((h) => h.engine)
+  if (onEngine.length) {
+    throw new UserError(`backups of components on engine hosts (${onEngine.map((h) => h.name).join(', ')}) are not supported yet`, ['Back up the engine volumes with the engine\'s own tools meanwhile.'])
+  }
+  const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
+  const key = loadBackupKey(keyFile, true)
+  if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
+
+  const root = backupRoot(model, opts.to)
+  const startedAt = new Date()
+  const id = newId(startedAt)
+  const dir = join(root, id)
+  if (existsSync(dir)) throw new UserError(`backup set ${id} already exists`, ['Wait a second and run again.'])
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+
+  const conns = await connectHosts(model.config, hosts, opts)
+  try {
+    const lock = await lockCluster([...conns.values()], 'imctl backup create', opts.io)
+    try {
+      const pg = conns.get(c.postgresql.host)!
+      const redis = conns.get(c.redis.host)!
+      const im = conns.get(c.ejabberd.host)!
+      const artifacts: ArtifactRecord[] = []
+      const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>) => {
+        opts.io.notify({type: 'info', message: `${a.host}: ${a.what}`})
+        const file = join(dir, a.name)
+        const tap = new HashTap()
+        const input = await source()
+        const out = createWriteStream(`${file}.partial`, {mode: 0o600})
+        if (a.gzip) await pipeline(input, createGzip(), encryptor(key.key), tap, out)
+        else await pipeline(input, encryptor(key.key), tap, out)
+        renameSync(`${file}.partial`, file)
+        artifacts.push({...a, sha256: tap.hash.digest('hex'), size: tap.size})
+      }
+
+      // Versions, so a restore can refuse a mismatched release and use matching tools.
+      const versions: Record<string, string> = {
+        postgresql: (await pg.exec({...psql('postgres', 'SHOW server_version;'), component: 'postgresql'})).stdout.trim(),
+        pg_dump: (await pg.exec({argv: ['pg_dump', '--version'], description: 'read pg_dump\'s version'})).stdout.trim(),
+        redis: (await redis.exec({argv: ['redis-server', '--version'], description: 'read Redis\'s version'})).stdout.trim(),
+        ejabberd: (await im.exec({argv: ['dpkg-query', '-W', '-f', '${Version}', 'ejabberd'], description: 'read ejabberd\'s version'})).stdout.trim(),
+      }
+
+      // PostgreSQL: every table's row count, then a custom-format dump streamed from pg_dump, and the roles.
+      const counts = parseCounts((await pg.exec(psql('ejabberd', COUNT_ROWS_SQL))).stdout)
+      await save({name: 'postgresql-ejabberd.pgdump.enc', component: 'postgresql', host: pg.host.name, what: 'pg_dump of database ejabberd (custom format)', gzip: false, counts}, () =>
+        streamOf(pg, {argv: ['pg_dump', '-Fc', '-d', 'ejabberd'], asUser: 'postgres', description: 'dump database ejabberd'}),
+      )
+      await save({name: 'postgresql-globals.sql.gz.enc', component: 'postgresql', host: pg.host.name, what: 'roles (pg_dumpall --globals-only)', gzip: true}, () =>
+        streamOf(pg, {argv: ['pg_dumpall', '--globals-only'], asUser: 'postgres', description: 'dump roles'}),
+      )
+
+      // Redis: a fresh BGSAVE that finished and succeeded, then its RDB file.
+      const keys = await bgsave(redis, model)
+      await save({name: 'redis-dump.rdb.gz.enc', component: 'redis', host: redis.host.name, what: 'Redis RDB after a successful BGSAVE', gzip: true, counts: {keys}}, () =>
+        streamOf(redis, {argv: ['cat', '/var/lib/redis/dump.rdb'], root: true, description: 'read dump.rdb'}),
+      )
+
+      // ejabberd: its internal (Mnesia) database and its configuration.
+      const mnesia = '/var/lib/ejabberd/imctl-backup.mnesia'
+      await im.exec({argv: ['ejabberdctl', 'backup', mnesia], root: true, description: 'back up ejabberd\'s internal database'})
+      await save({name: 'ejabberd-mnesia.backup.gz.enc', component: 'ejabberd', host: im.host.name, what: 'ejabberd internal database (ejabberdctl backup)', gzip: true}, () =>
+        streamOf(im, {argv: ['cat', mnesia], root: true, description: 'read the Mnesia backup'}),
+      )
+      await im.exec({argv: ['rm', '-f', mnesia], root: true, description: 'remove the Mnesia backup file'})
+      await save({name: 'ejabberd-config.yml.gz.enc', component: 'ejabberd', host: im.host.name, what: 'ejabberd configuration', gzip: true}, () =>
+        streamOf(im, {argv: ['cat', '/etc/ejabberd/ejabberd.yml'], root: true, description: 'read ejabberd.yml'}),
+      )
+
+      // The cluster's own definition, secrets and rendered configuration.
+      await save({name: 'cluster.tar.gz.enc', component: 'cluster', host: 'local', what: 'cluster.yaml, secrets file and every rendered file', gzip: true}, async () => clusterTar(model))
+
+      const body: BackupManifest = {
+        format: 1,
+        id,
+        cluster: model.config.name,
+        domain: model.config.domain,
+        release: model.config.release,
+        versions,
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        keyFingerprint: key.fingerprint,
+        artifacts,
+      }
+      // Written last, atomically: only now is the set complete.
+      writeFileSync(join(dir, 'manifest.json.partial'), JSON.stringify({...body, hmac: sealManifest(body, key.key)}, null, 2) + '\n', {mode: 0o600})
+      renameSync(join(dir, 'manifest.json.partial'), join(dir, 'manifest.json'))
+      const entry = auditEntry('imctl backup create', model.config.release, 'ok', 0, 0, [`backup set ${id}: ${artifacts.length} artifacts`])
+      await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
+      return {...body, dir, keyFile, keyCreated: key.created}
+    } finally {
+      await lock.release()
+    }
+  } finally {
+    await closeAll(conns)
+  }
+}
+
+const COUNT_ROWS_SQL = `SELECT table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text
+FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name;\n`
+
+function psql(database: string, sql: string): RemoteCommand {
+  return {argv: ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-F', '\t', '-d', database], stdin: sql, asUser: 'postgres', description: `query database ${database}`}
+}
+
+function parseCounts(stdout: string): Record<string, number> {
+  return Object.fromEntries(
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t'))
+      .map(([t, n]) => [t!, Number(n)]),
+  )
+}
+
+/** Starts BGSAVE and waits until it finished and succeeded; returns the number of keys. */
+async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number> {
+  const port = String(model.config.components.redis.port)
+  // The password arrives on stdin, never in argv.
+  const script =
+    'export REDISCLI_AUTH="$(cat)"; ' +
+    'before=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" LASTSAVE) || exit 1; ' +
+    'out=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" BGSAVE); case "$out" in *"in progress"*|*started*) ;; *) echo "BGSAVE: $out" >&2; exit 1;; esac; ' +
+    'i=0; while [ $i -lt 1800 ]; do ' +
+    '  info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" INFO persistence | tr -d "\\r"); ' +
+    '  last=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" LASTSAVE); ' +
+    '  if echo "$info" | grep -q "^rdb_bgsave_in_progress:0" && [ "$last" -gt "$before" ]; then ' +
+    '    echo "$info" | grep -q "^rdb_last_bgsave_status:ok" || { echo "BGSAVE failed: $(echo "$info" | grep rdb_last_bgsave_status)" >&2; exit 1; }; ' +
+    '    redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE; exit 0; fi; ' +
+    '  i=$((i+1)); sleep 0.5; done; echo "BGSAVE did not finish within 15 minutes" >&2; exit 1'
+  const r = await conn.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'BGSAVE and wait until it succeeded'})
+  return Number(r.stdout.trim().split('\n').pop())
+}
+
+/** A command's stdout as a stream; errors (exit code) surface when it ends. */
+async function streamOf(conn: HostConnection, cmd: RemoteCommand): Promise<Readable> {
+  if (!conn.stream) throw new Error(`bug: ${conn.host.name} cannot stream`)
+  const ch = (await conn.stream(cmd)) as Duplex & {stderr?: NodeJS.ReadableStream}
+  const out = new PassThrough()
+  let stderr = ''
+  ch.stderr?.on('data', (b: Buffer) => (stderr += b.toString('utf8')))
+  let code: number | null = null
+  ch.on('exit', (c: number | null) => (code = c))
+  ch.on('data', (b: Buffer) => {
+    if (!out.write(b)) ch.pause()
+  })
+  out.on('drain', () => ch.resume())
+  ch.on('close', () => {
+    if (code === 0) out.end()
+    else out.destroy(new RemoteError(conn.host.name, cmd.description, code, stderr.trim().split('\n').slice(-8).join('\n')))
+  })
+  return out
+}
+
+/** cluster.yaml, the secrets file and every rendered file, as a tar stream. */
+function clusterTar(model: ClusterModel): Readable {
+  const pack = tar.pack()
+  pack.entry({name: 'cluster.yaml', mode: 0o644}, readFileSync(model.config.file))
+  pack.entry({name: basename(model.config.secretsFile), mode: 0o600}, readFileSync(model.config.secretsFile))
+  for (const r of model.resources) {
+    if (r.kind === 'file') pack.entry({name: join('rendered', r.host, r.path), mode: parseInt(r.mode, 8)}, r.content)
+    if (r.kind === 'container') for (const f of r.files) pack.entry({name: join('rendered', r.host, f.path), mode: parseInt(f.mode, 8)}, f.content)
+  }
+  pack.finalize()
+  return pack as unknown as Readable
+}
+
+export interface BackupSetSummary {
+  id: string
+  complete: boolean
+  createdAt: string | null
+  artifacts: number
+  bytes: number
+  release: string | null
+}
+
+/** `imctl backup list`: every set, complete or not; only a set with its manifest is complete. */
+export function listBackups(opts: {configFile: string; to?: string}): {root: string; sets: BackupSetSummary[]} {
+  const model = loadCluster(opts.configFile)
+  const root = backupRoot(model, opts.to)
+  if (!existsSync(root)) return {root, sets: []}
+  const sets = readdirSync(root, {withFileTypes: true})
+    .filter((d) => d.isDirectory())
+    .map((d): BackupSetSummary => {
+      const dir = join(root, d.name)
+      const files = readdirSync(dir)
+      const bytes = files.reduce((n, f) => n + statSync(join(dir, f)).size, 0)
+      let manifest: BackupManifest | null = null
+      try {
+        manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
+      } catch {
+        manifest = null
+      }
+      return {id: d.name, complete: manifest !== null, createdAt: manifest?.startedAt ?? null, artifacts: manifest?.artifacts.length ?? files.filter((f) => f.endsWith('.enc')).length, bytes, release: manifest?.release ?? null}
+    })
+    .sort((a, b) => a.id.localeCompare(b.id))
+  return {root, sets}
+}
+
+export interface VerifyResult {
+  id: string
+  ok: boolean
+  problems: {artifact: string; problem: string}[]
+  checked: number
+}
+
+/** `imctl backup verify ID`: the manifest's seal, then every artifact's size, sha256 and GCM tag. */
+export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string}): Promise<VerifyResult> {
+  const model = loadCluster(opts.configFile)
+  const dir = join(backupRoot(model, opts.to), opts.id)
+  if (!existsSync(dir)) throw new UserError(`no backup set ${opts.id} in ${dirname(dir)}`, ['Run `imctl backup list` to see the sets.'])
+  const key = loadBackupKey(opts.keyFile ?? defaultKeyFile(model.config.name), false)
+  const problems: VerifyResult['problems'] = []
+  let manifest: (BackupManifest & {hmac?: string}) | null = null
+  try {
+    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
+  } catch (e) {
+    problems.push({artifact: 'manifest.json', problem: existsSync(join(dir, 'manifest.json')) ? `unreadable: ${(e as Error).message}` : 'missing: the set is incomplete'})
+  }
+  if (manifest) {
+    const {hmac, ...body} = manifest
+    if (manifest.keyFingerprint !== key.fingerprint) problems.push({artifact: 'manifest.json', problem: `made with key ${manifest.keyFingerprint}, not with ${key.file} (${key.fingerprint})`})
+    else if (hmac !== sealManifest(body, key.key)) problems.push({artifact: 'manifest.json', problem: 'its seal does not match: the manifest was changed or damaged'})
+    for (const a of manifest.artifacts ?? []) {
+      const file = join(dir, a.name)
+      if (!existsSync(file)) {
+        problems.push({artifact: a.name, problem: 'missing'})
+        continue
+      }
+      const d = await fileDigest(file)
+      if (d.size !== a.size) problems.push({artifact: a.name, problem: `size ${d.size}, manifest says ${a.size}`})
+      else if (d.sha256 !== a.sha256) problems.push({artifact: a.name, problem: 'sha256 differs from the manifest: damaged'})
+      else {
+        try {
+          await checkDecrypts(file, key.key)
+        } catch (e) {
+          problems.push({artifact: a.name, problem: `does not decrypt: ${(e as Error).message}`})
+        }
+      }
+    }
+  }
+  return {id: opts.id, ok: problems.length === 0, problems, checked: manifest?.artifacts?.length ?? 0}
+}

@@ -1,0 +1,106 @@
+import {createCipheriv, createDecipheriv, createHash, createHmac, randomBytes} from 'node:crypto'
+import {createReadStream, existsSync, readFileSync, statSync} from 'node:fs'
+import {open} from 'node:fs/promises'
+import {Transform, type TransformCallback} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {writePrivateFile} from '../../config/secrets.js'
+import {UserError} from '../../errors.js'
+
+/** Every backup artifact starts with these bytes, then a 12-byte IV; it ends with the 16-byte GCM tag. */
+export const MAGIC = Buffer.from('IMCTLBK1')
+const TAG_BYTES = 16
+
+export interface BackupKey {
+  key: Buffer
+  /** Names the key without revealing it; recorded in each manifest. */
+  fingerprint: string
+  file: string
+}
+
+/** Reads the backup key file, or creates it (32 random bytes, hex, mode 0600) when told to. */
+export function loadBackupKey(file: string, create: boolean): BackupKey & {created: boolean} {
+  let created = false
+  if (!existsSync(file)) {
+    if (!create) throw new UserError(`backup key ${file} does not exist`, ['Pass --key with the key file these backups were made with.'])
+    writePrivateFile(file, randomBytes(32).toString('hex') + '\n')
+    created = true
+  }
+  if (statSync(file).mode & 0o077) throw new UserError(`backup key ${file} is readable by others`, [`Run: chmod 600 ${file}`])
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex')
+  if (key.length !== 32) throw new UserError(`backup key ${file} is not 64 hex characters`, ['Restore the key file from where you keep its copy.'])
+  return {key, fingerprint: createHash('sha256').update(key).digest('hex').slice(0, 16), file, created}
+}
+
+/** AES-256-GCM over a stream: MAGIC, IV, ciphertext, tag. */
+export function encryptor(key: Buffer): Transform {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  let started = false
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      if (!started) {
+        started = true
+        this.push(Buffer.concat([MAGIC, iv]))
+      }
+      cb(null, cipher.update(chunk))
+    },
+    flush(cb: TransformCallback) {
+      if (!started) this.push(Buffer.concat([MAGIC, iv]))
+      this.push(cipher.final())
+      cb(null, cipher.getAuthTag())
+    },
+  })
+}
+
+/** Counts bytes and hashes them as they pass. */
+export class HashTap extends Transform {
+  readonly hash = createHash('sha256')
+  size = 0
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk)
+    this.size += chunk.length
+    cb(null, chunk)
+  }
+}
+
+/** sha256 and size of a file. */
+export async function fileDigest(file: string): Promise<{sha256: string; size: number}> {
+  const tap = new HashTap()
+  await pipeline(createReadStream(file), tap, new Transform({transform: (_c, _e, cb) => cb()}))
+  return {sha256: tap.hash.digest('hex'), size: tap.size}
+}
+
+/** Decrypts a whole artifact to check its GCM tag (and so every byte); returns the plaintext size. */
+export async function checkDecrypts(file: string, key: Buffer): Promise<number> {
+  const size = statSync(file).size
+  if (size < MAGIC.length + 12 + TAG_BYTES) throw new Error('too short to be an artifact')
+  const head = Buffer.alloc(MAGIC.length + 12)
+  const fd = await open(file)
+  try {
+    await fd.read(head, 0, head.length, 0)
+    const tag = Buffer.alloc(TAG_BYTES)
+    await fd.read(tag, 0, TAG_BYTES, size - TAG_BYTES)
+    if (!head.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not an imctl backup artifact (bad header)')
+    const decipher = createDecipheriv('aes-256-gcm', key, head.subarray(MAGIC.length))
+    decipher.setAuthTag(tag)
+    let plain = 0
+    await pipeline(
+      createReadStream(file, {start: head.length, end: size - TAG_BYTES - 1}),
+      decipher,
+      new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          plain += chunk.length
+          cb()
+        },
+      }),
+    )
+    return plain
+  } finally {
+    await fd.close()
+  }
+}
+
+/** The manifest's own seal: HMAC-SHA256 with the backup key over its canonical JSON. */
+export function sealManifest(body: object, key: Buffer): string {
+  return createHmac('sha256', key).update(JSON.stringify(body)).digest('hex')
+}
