@@ -145,7 +145,13 @@ class SshConnection implements HostConnection {
           }
           resolve({exitCode: code, stdout, stderr})
         })
-        if (cmd.stdin !== undefined) channel.end(cmd.stdin)
+        if (cmd.stdinStream) {
+          cmd.stdinStream.on('error', (e: Error) => {
+            channel.destroy()
+            reject(new RemoteError(this.host.name, cmd.description, null, `reading its input failed: ${e.message}`))
+          })
+          cmd.stdinStream.pipe(channel)
+        } else if (cmd.stdin !== undefined) channel.end(cmd.stdin)
         else channel.end()
       })
     })

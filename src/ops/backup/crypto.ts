@@ -1,5 +1,5 @@
 import {createCipheriv, createDecipheriv, createHash, createHmac, randomBytes} from 'node:crypto'
-import {createReadStream, existsSync, readFileSync, statSync} from 'node:fs'
+import {closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, statSync} from 'node:fs'
 import {open} from 'node:fs/promises'
 import {Transform, type TransformCallback} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -103,4 +103,22 @@ export async function checkDecrypts(file: string, key: Buffer): Promise<number> 
 /** The manifest's own seal: HMAC-SHA256 with the backup key over its canonical JSON. */
 export function sealManifest(body: object, key: Buffer): string {
   return createHmac('sha256', key).update(JSON.stringify(body)).digest('hex')
+}
+
+/** The plaintext of an artifact as a stream; the GCM tag is checked at its end (verify the set first). */
+export function decryptArtifact(file: string, key: Buffer): NodeJS.ReadableStream {
+  const size = statSync(file).size
+  const fd = openSync(file, 'r')
+  const head = Buffer.alloc(MAGIC.length + 12)
+  const tag = Buffer.alloc(TAG_BYTES)
+  try {
+    readSync(fd, head, 0, head.length, 0)
+    readSync(fd, tag, 0, TAG_BYTES, size - TAG_BYTES)
+  } finally {
+    closeSync(fd)
+  }
+  if (!head.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error(`${file} is not an imctl backup artifact`)
+  const decipher = createDecipheriv('aes-256-gcm', key, head.subarray(MAGIC.length))
+  decipher.setAuthTag(tag)
+  return createReadStream(file, {start: head.length, end: size - TAG_BYTES - 1}).pipe(decipher)
 }

@@ -1,0 +1,190 @@
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {createGunzip} from 'node:zlib'
+import {UserError} from '../../errors.js'
+import type {IoHost} from '../../io.js'
+import {sqlIdent, sqlLiteral} from '../../plan/observe.js'
+import {shScript, type RemoteCommand} from '../../transport/command.js'
+import type {HostConnection} from '../../transport/types.js'
+import {appendAuditCommand, auditEntry} from '../audit.js'
+import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
+import {runHealthChecks, type HealthCheck} from '../health.js'
+import {lockCluster} from '../lock.js'
+import {backupRoot, defaultKeyFile, verifyBackup, type BackupManifest} from './backup.js'
+import {decryptArtifact, loadBackupKey} from './crypto.js'
+
+export interface RestoreOptions {
+  configFile: string
+  id: string
+  to?: string
+  keyFile?: string
+  /** Restore a set made on another release (the user was told what that risks). */
+  allowOtherRelease?: boolean
+  acceptNewHostKeys?: boolean
+  io: IoHost
+}
+
+export interface RestoreResult {
+  id: string
+  cluster: string
+  steps: string[]
+  /** What was there before, kept under these names. */
+  keptAside: string[]
+  health: HealthCheck[]
+  healthy: boolean
+}
+
+/**
+ * `imctl backup restore ID`: verifies the set, stops client traffic, restores every
+ * store, starts, and runs health. Nothing is dropped: the current database, RDB and
+ * AOF are kept aside under names carrying the set's id. A re-run after an
+ * interruption starts the unfinished parts again and completes.
+ */
+export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
+  const model = loadCluster(opts.configFile)
+  const c = model.config.components
+  const dir = join(backupRoot(model, opts.to), opts.id)
+  const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
+  const check = await verifyBackup({configFile: opts.configFile, id: opts.id, ...(opts.to ? {to: opts.to} : {}), keyFile})
+  if (!check.ok) throw new UserError(`backup set ${opts.id} cannot be restored: ${check.problems.map((p) => `${p.artifact}: ${p.problem}`).join('; ')}`, ['Pick another set (`imctl backup list`), or `imctl backup verify` it to see what is wrong.'])
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
+  if (manifest.release !== model.config.release && !opts.allowOtherRelease) {
+    throw new UserError(`backup set ${opts.id} was made on release ${manifest.release}, the cluster runs ${model.config.release}`, [
+      'Restoring data across releases can fail or break the IM server: its schema may differ.',
+      'Restore onto a cluster installed with the same release, or pass --allow-other-release if you accept that risk.',
+    ])
+  }
+  const hosts = [...new Set([c.postgresql.host, c.redis.host, c.ejabberd.host])].map((n) => model.config.hosts.find((h) => h.name === n)!)
+  if (hosts.some((h) => h.engine)) throw new UserError('restores onto engine hosts are not supported yet', ['Restore onto SSH hosts.'])
+  const key = loadBackupKey(keyFile, false)
+  const artifact = (name: string) => {
+    const a = manifest.artifacts.find((x) => x.name === name)
+    if (!a || !existsSync(join(dir, name))) throw new UserError(`backup set ${opts.id} has no ${name}`)
+    const plain = decryptArtifact(join(dir, name), key.key)
+    return a.gzip ? plain.pipe(createGunzip()) : plain
+  }
+
+  const conns = await connectHosts(model.config, hosts, opts)
+  const steps: string[] = []
+  const say = (host: string, what: string) => {
+    steps.push(`${host}: ${what}`)
+    opts.io.notify({type: 'info', message: `${host}: ${what}`})
+  }
+  try {
+    const lock = await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
+    try {
+      const pg = conns.get(c.postgresql.host)!
+      const redis = conns.get(c.redis.host)!
+      const im = conns.get(c.ejabberd.host)!
+      // What is there now is renamed, never dropped: by set and by this run, so a re-run keeps both.
+      const tag = `${opts.id}_${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`.toLowerCase().replace(/[^a-z0-9_]/g, '')
+      const keptAside: string[] = []
+
+      say(im.host.name, 'stop ejabberd, so no client writes while the stores are restored')
+      await im.exec({argv: ['systemctl', 'stop', 'ejabberd'], root: true, description: 'stop ejabberd'})
+
+      // PostgreSQL: restore into a fresh database beside the current one, then swap names.
+      const staging = 'ejabberd_restoring'
+      const aside = `ejabberd_before_${tag}`
+      say(pg.host.name, `restore database ejabberd from the set into ${staging}`)
+      await pg.exec(pgSql(`DROP DATABASE IF EXISTS ${sqlIdent(staging)} WITH (FORCE);\nCREATE DATABASE ${sqlIdent(staging)} OWNER ejabberd ENCODING 'UTF8' TEMPLATE template0;\n`, 'prepare the staging database'))
+      await pg.exec({argv: ['pg_restore', '--exit-on-error', '--no-password', '-d', staging], asUser: 'postgres', stdinStream: artifact('postgresql-ejabberd.pgdump.enc'), description: `pg_restore into ${staging}`})
+      say(pg.host.name, `keep the current database as ${aside} and put the restored one in its place`)
+      await pg.exec(
+        pgSql(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ejabberd';\n` +
+            `SELECT format('ALTER DATABASE ejabberd RENAME TO %I', ${sqlLiteral(aside)}) WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'ejabberd')\\gexec\n` +
+            `ALTER DATABASE ${sqlIdent(staging)} RENAME TO ejabberd;\n`,
+          'swap the restored database in',
+        ),
+      )
+      keptAside.push(`${pg.host.name}: database ${aside}`)
+
+      // Redis: the RDB in place of the current data (kept aside), loaded with AOF off, then AOF rebuilt from it.
+      say(redis.host.name, 'stop Redis and put the RDB from the set in place (the current data is kept aside)')
+      await redis.exec({argv: ['systemctl', 'stop', 'redis-server'], root: true, description: 'stop Redis'})
+      await redis.exec({
+        argv: shScript('cd /var/lib/redis && for f in dump.rdb appendonlydir; do if [ -e "$f" ]; then mv "$f" "$f.before-$1"; fi; done', [tag]),
+        root: true,
+        description: 'keep the current Redis data aside',
+      })
+      keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}`)
+      await redis.exec({argv: shScript('umask 007 && cat > /var/lib/redis/dump.rdb.imctl-tmp && chown redis:redis /var/lib/redis/dump.rdb.imctl-tmp && mv /var/lib/redis/dump.rdb.imctl-tmp /var/lib/redis/dump.rdb'), root: true, stdinStream: artifact('redis-dump.rdb.gz.enc'), description: 'write dump.rdb'})
+      await rebuildAof(redis, model, say)
+
+      // ejabberd: start it on the restored stores, then load its internal database.
+      say(im.host.name, 'start ejabberd and restore its internal database')
+      await im.exec({argv: ['systemctl', 'start', 'ejabberd'], root: true, description: 'start ejabberd'})
+      const mnesia = '/var/lib/ejabberd/imctl-restore.mnesia'
+      await im.exec({argv: shScript('umask 077 && cat > "$1" && chown ejabberd:ejabberd "$1"', [mnesia]), root: true, stdinStream: artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
+      await waitFor(() => im.exec({argv: ['ejabberdctl', 'status'], root: true, description: 'wait until ejabberd is started'}), 120_000)
+      await im.exec({argv: ['ejabberdctl', 'restore', mnesia], root: true, description: 'restore ejabberd\'s internal database'})
+      await im.exec({argv: ['rm', '-f', mnesia], root: true, description: 'remove the uploaded Mnesia backup'})
+
+      say('cluster', 'run health')
+      const health = await waitForHealth(model, conns)
+      const entry = auditEntry(`imctl backup restore ${opts.id}`, model.config.release, health.every((h) => h.ok) ? 'ok' : 'failed', steps.length, 0, steps)
+      await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
+      return {id: opts.id, cluster: model.config.name, steps, keptAside, health, healthy: health.every((h) => h.ok)}
+    } finally {
+      await lock.release()
+    }
+  } finally {
+    await closeAll(conns)
+  }
+}
+
+
+function pgSql(sql: string, description: string): RemoteCommand {
+  return {argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], stdin: sql, asUser: 'postgres', description}
+}
+
+/**
+ * Redis with `appendonly yes` ignores an RDB when it has no AOF, so the restored RDB is
+ * loaded with AOF off (a temporary copy of the managed config), then AOF is switched on
+ * at runtime, which rewrites it from the loaded data; the managed config then matches again.
+ */
+async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void): Promise<void> {
+  const managed = model.resources.find((r) => r.kind === 'file' && r.path === '/etc/redis/redis.conf')
+  if (managed?.kind !== 'file') throw new Error('bug: no managed redis.conf')
+  const write = (content: string, what: string) =>
+    redis.exec({argv: shScript('t=/etc/redis/redis.conf.imctl-tmp && umask 077 && cat > "$t" && chown redis:redis "$t" && chmod 640 "$t" && mv -f "$t" /etc/redis/redis.conf'), stdin: content, root: true, description: what})
+  say(redis.host.name, 'load the RDB with AOF off, then rebuild the AOF from it')
+  await write(managed.content.replace(/^appendonly yes$/m, 'appendonly no'), 'write redis.conf with AOF off for the load')
+  await redis.exec({argv: ['systemctl', 'start', 'redis-server'], root: true, description: 'start Redis on the restored RDB'})
+  const port = String(model.config.components.redis.port)
+  const script =
+    'export REDISCLI_AUTH="$(cat)"; i=0; ' +
+    'until redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" PING 2>/dev/null | grep -q PONG; do i=$((i+1)); [ $i -gt 240 ] && { echo "Redis did not answer" >&2; exit 1; }; sleep 0.5; done; ' +
+    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" CONFIG SET appendonly yes >/dev/null || exit 1; i=0; ' +
+    'while :; do info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" INFO persistence | tr -d "\\r"); ' +
+    '  if echo "$info" | grep -q "^aof_enabled:1" && echo "$info" | grep -q "^aof_rewrite_in_progress:0" && ! echo "$info" | grep -q "^aof_rewrite_scheduled:1"; then ' +
+    '    echo "$info" | grep -q "^aof_last_bgrewrite_status:ok" || { echo "AOF rewrite failed" >&2; exit 1; }; break; fi; ' +
+    '  i=$((i+1)); [ $i -gt 1800 ] && { echo "AOF rewrite did not finish" >&2; exit 1; }; sleep 0.5; done; ' +
+    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE'
+  await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
+  await write(managed.content, 'put the managed redis.conf back (AOF on, as now at runtime)')
+}
+
+async function waitFor<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      return await fn()
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+}
+
+/** ejabberd needs a moment on restored stores: health is retried, bounded, until it passes. */
+async function waitForHealth(model: ClusterModel, conns: Map<string, HostConnection>): Promise<HealthCheck[]> {
+  let checks: HealthCheck[] = []
+  for (let i = 0; i < 6; i++) {
+    checks = await runHealthChecks(model, conns, 20)
+    if (checks.every((x) => x.ok)) break
+    await new Promise((r) => setTimeout(r, 5000))
+  }
+  return checks
+}
