@@ -185,10 +185,16 @@ class SshConnection implements HostConnection {
     })
   }
 
-  stream(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream}> {
+  stream(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream; exited?: Promise<number | null>}> {
     return new Promise((resolve, reject) =>
       this.client.exec(commandLine(cmd, this.priv), (err, channel) => {
         if (err) return reject(err)
+        // Listen now: a fast command's exit can arrive in the same packet batch as the channel's opening.
+        const exited = new Promise<number | null>((res) => {
+          channel.on('exit', (code: number | null) => res(code))
+          channel.on('close', () => res(null))
+        })
+        Object.assign(channel, {exited})
         // Ending stdin does not end stdout: the command's output keeps streaming.
         if (cmd.stdin !== undefined) channel.end(cmd.stdin)
         resolve(channel)

@@ -22,6 +22,6 @@ export interface HostConnection {
    */
   tunnel(dstHost: string, dstPort: number, from?: ComponentName): Promise<Tunnel>
   /** A command's live byte stream (SSH only): stdout as the stream, stderr on `.stderr`. */
-  stream?(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream}>
+  stream?(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream; exited?: Promise<number | null>}>
   close(): Promise<void>
 }

@@ -1,7 +1,7 @@
 import {createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {basename, dirname, join, resolve} from 'node:path'
-import {PassThrough, Readable, type Duplex} from 'node:stream'
+import {PassThrough, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 import * as tar from 'tar-stream'
@@ -208,19 +208,18 @@ async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number
 /** A command's stdout as a stream; errors (exit code) surface when it ends. */
 async function streamOf(conn: HostConnection, cmd: RemoteCommand): Promise<Readable> {
   if (!conn.stream) throw new Error(`bug: ${conn.host.name} cannot stream`)
-  const ch = (await conn.stream(cmd)) as Duplex & {stderr?: NodeJS.ReadableStream}
+  const ch = await conn.stream(cmd)
   const out = new PassThrough()
   let stderr = ''
   ch.stderr?.on('data', (b: Buffer) => (stderr += b.toString('utf8')))
-  let code: number | null = null
-  ch.on('exit', (c: number | null) => (code = c))
   ch.on('data', (b: Buffer) => {
     if (!out.write(b)) ch.pause()
   })
   out.on('drain', () => ch.resume())
-  ch.on('close', () => {
+  ch.on('close', async () => {
+    const code = await ch.exited
     if (code === 0) out.end()
-    else out.destroy(new RemoteError(conn.host.name, cmd.description, code, stderr.trim().split('\n').slice(-8).join('\n')))
+    else out.destroy(new RemoteError(conn.host.name, cmd.description, code ?? null, stderr.trim().split('\n').slice(-8).join('\n')))
   })
   return out
 }
@@ -280,6 +279,7 @@ export interface VerifyResult {
 /** `imctl backup verify ID`: the manifest's seal, then every artifact's size, sha256 and GCM tag. */
 export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string}): Promise<VerifyResult> {
   const model = loadCluster(opts.configFile)
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.id)) throw new UserError(`${JSON.stringify(opts.id)} is not a backup set id`, ['Use an id that `imctl backup list` shows.'])
   const dir = join(backupRoot(model, opts.to), opts.id)
   if (!existsSync(dir)) throw new UserError(`no backup set ${opts.id} in ${dirname(dir)}`, ['Run `imctl backup list` to see the sets.'])
   const key = loadBackupKey(opts.keyFile ?? defaultKeyFile(model.config.name), false)
