@@ -96,3 +96,27 @@ export function startAgent(keyFile: string): {sock: string; stop(): void} {
   execFileSync('ssh-add', ['-q', keyFile], {env: {...process.env, SSH_AUTH_SOCK: sock}})
   return {sock, stop: () => pid && process.kill(Number(pid))}
 }
+
+/** Starts imctl and SIGKILLs it as soon as `when()` is true (polled), or after `maxMs`. */
+export function imctlKilledWhen(args: string[], when: (output: string) => boolean, opts: {env?: NodeJS.ProcessEnv; maxMs: number}): Promise<{killed: boolean; output: string}> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [bin, ...args], {cwd: root, env: {...process.env, ...opts.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+    let output = ''
+    let killed = false
+    const poll = setInterval(() => {
+      if (!killed && child.exitCode === null && when(output)) {
+        killed = true
+        child.kill('SIGKILL')
+      }
+    }, 10)
+    child.stdout.on('data', (b) => (output += b))
+    child.stderr.on('data', (b) => (output += b))
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.maxMs)
+    child.on('close', () => {
+      clearInterval(poll)
+      clearTimeout(timer)
+      transcript.push(output)
+      resolvePromise({killed, output})
+    })
+  })
+}
