@@ -1,7 +1,7 @@
 import {createCipheriv, createDecipheriv, createHash, createHmac, randomBytes} from 'node:crypto'
 import {closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, statSync} from 'node:fs'
 import {open} from 'node:fs/promises'
-import {Transform, type TransformCallback} from 'node:stream'
+import {Readable, Transform, type TransformCallback} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {writePrivateFile} from '../../config/secrets.js'
 import {UserError} from '../../errors.js'
@@ -85,7 +85,7 @@ export async function checkDecrypts(file: string, key: Buffer): Promise<number> 
     decipher.setAuthTag(tag)
     let plain = 0
     await pipeline(
-      createReadStream(file, {start: head.length, end: size - TAG_BYTES - 1}),
+      ciphertext(file, head.length, size - TAG_BYTES),
       decipher,
       new Transform({
         transform(chunk: Buffer, _e, cb) {
@@ -120,5 +120,10 @@ export function decryptArtifact(file: string, key: Buffer): NodeJS.ReadableStrea
   if (!head.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error(`${file} is not an imctl backup artifact`)
   const decipher = createDecipheriv('aes-256-gcm', key, head.subarray(MAGIC.length))
   decipher.setAuthTag(tag)
-  return createReadStream(file, {start: head.length, end: size - TAG_BYTES - 1}).pipe(decipher)
+  return ciphertext(file, head.length, size - TAG_BYTES).pipe(decipher)
+}
+
+/** Bytes [start, end) of a file; an empty artifact has no ciphertext at all. */
+function ciphertext(file: string, start: number, end: number): NodeJS.ReadableStream {
+  return end > start ? createReadStream(file, {start, end: end - 1}) : Readable.from([])
 }
