@@ -7,7 +7,7 @@
  * equal, and a restored user reads the same history over XMPP.
  */
 import assert from 'node:assert/strict'
-import {cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -96,6 +96,7 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
       const r = await imctl(['backup', 'verify', copy, ...bk()])
       assert.equal(r.exitCode, 1, `${name}: ${r.stdout}`)
       assert.ok(r.json.result.problems.some((p: {artifact: string}) => p.artifact === name), `${name}: ${JSON.stringify(r.json.result.problems)}`)
+      rmSync(join(backups, NAME, copy), {recursive: true})
     }
   })
 
@@ -133,6 +134,29 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     } finally {
       await alice.stop()
     }
+  })
+
+  it('prune keeps what the policy says, and nothing goes while the newest set does not verify', async () => {
+    const root = join(backups, NAME)
+    const complete = () => readdirSync(root).filter((d) => existsSync(join(root, d, 'manifest.json'))).sort()
+    assert.equal(complete().length, 2)
+    const newest = complete().at(-1)!
+    // Given the newest set damaged: prune refuses and deletes nothing
+    const victim = join(root, newest, 'redis-dump.rdb.gz.enc')
+    const good = readFileSync(victim)
+    const bad = Buffer.from(good)
+    bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 1
+    writeFileSync(victim, bad)
+    const refused = await imctl(['backup', 'prune', '--keep', 'daily=1', ...bk()])
+    assert.equal(refused.exitCode, 2)
+    assert.match(refused.json.error!.message, /does not verify .*nothing was pruned/)
+    assert.equal(complete().length, 2)
+    // When it is whole again, daily=1 keeps only the newest set
+    writeFileSync(victim, good)
+    const r = await imctl(['backup', 'prune', '--keep', 'daily=1', ...bk()])
+    assert.equal(r.exitCode, 0, r.stdout)
+    assert.deepEqual(r.json.result.kept, [newest])
+    assert.deepEqual(complete(), [newest])
   })
 
   it('never prints a secret', () => {
