@@ -86,3 +86,7 @@ export const acceptKeysFlag = Flags.boolean({
   description: 'Pin the SSH host keys of hosts seen for the first time without asking (a changed key still fails).',
   default: false,
 })
+
+export const backupToFlag = Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'})
+
+export const backupKeyFlag = Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'})

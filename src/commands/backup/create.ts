@@ -1,5 +1,4 @@
-import {Flags} from '@oclif/core'
-import {acceptKeysFlag, BaseCommand, configFlag} from '../../cli/base.js'
+import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {createBackup} from '../../ops/backup/backup.js'
 
@@ -15,8 +14,8 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
   static override flags = {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
-    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
-    key: Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'}),
+    to: backupToFlag,
+    key: backupKeyFlag,
   }
 
   async run(): Promise<void> {

@@ -1,12 +1,11 @@
-import {Flags} from '@oclif/core'
-import {BaseCommand, configFlag} from '../../cli/base.js'
+import {BaseCommand, backupToFlag, configFlag} from '../../cli/base.js'
 import {listBackups} from '../../ops/backup/backup.js'
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
   static override summary = 'List backup sets; a set without its manifest is shown as incomplete and is never used.'
   static override flags = {
     config: configFlag,
-    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
+    to: backupToFlag,
   }
 
   async run(): Promise<void> {

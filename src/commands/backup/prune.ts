@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, configFlag} from '../../cli/base.js'
+import {BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {pruneBackups} from '../../ops/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
@@ -9,8 +9,8 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   static override flags = {
     config: configFlag,
     keep: Flags.string({description: 'Retention: daily=N,weekly=N,monthly=N (any of them).', required: true}),
-    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
-    key: Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'}),
+    to: backupToFlag,
+    key: backupKeyFlag,
     'dry-run': Flags.boolean({description: 'Say what would be deleted; delete nothing.', default: false}),
   }
 

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {acceptKeysFlag, BaseCommand, configFlag} from '../../cli/base.js'
+import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {restoreBackup} from '../../ops/backup/restore.js'
 
@@ -16,8 +16,8 @@ export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override flags = {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
-    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
-    key: Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'}),
+    to: backupToFlag,
+    key: backupKeyFlag,
     'allow-other-release': Flags.boolean({description: 'Restore a set made on another release: its data may not fit this release\'s schema.', default: false}),
   }
 

@@ -1,5 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, configFlag} from '../../cli/base.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {verifyBackup} from '../../ops/backup/backup.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
@@ -8,8 +8,8 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static override args = {id: Args.string({description: 'The set, as `imctl backup list` shows it.', required: true})}
   static override flags = {
     config: configFlag,
-    to: Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'}),
-    key: Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'}),
+    to: backupToFlag,
+    key: backupKeyFlag,
   }
 
   async run(): Promise<void> {
