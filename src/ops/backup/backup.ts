@@ -169,14 +169,14 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   }
 }
 
-const COUNT_ROWS_SQL = `SELECT table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text
+export const COUNT_ROWS_SQL = `SELECT table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text
 FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name;\n`
 
-function psql(database: string, sql: string): RemoteCommand {
+export function psql(database: string, sql: string): RemoteCommand {
   return {argv: ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-F', '\t', '-d', database], stdin: sql, asUser: 'postgres', description: `query database ${database}`}
 }
 
-function parseCounts(stdout: string): Record<string, number> {
+export function parseCounts(stdout: string): Record<string, number> {
   return Object.fromEntries(
     stdout
       .split('\n')
@@ -277,11 +277,18 @@ export interface VerifyResult {
 }
 
 /** `imctl backup verify ID`: the manifest's seal, then every artifact's size, sha256 and GCM tag. */
-export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string}): Promise<VerifyResult> {
-  const model = loadCluster(opts.configFile)
+/** Where a set is: `setDir` when given (a set of another cluster, as deep verify restores), else by id. */
+export function setDirFor(model: ClusterModel, opts: {id: string; to?: string; setDir?: string}): string {
+  if (opts.setDir) return opts.setDir
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.id)) throw new UserError(`${JSON.stringify(opts.id)} is not a backup set id`, ['Use an id that `imctl backup list` shows.'])
   const dir = join(backupRoot(model, opts.to), opts.id)
   if (!existsSync(dir)) throw new UserError(`no backup set ${opts.id} in ${dirname(dir)}`, ['Run `imctl backup list` to see the sets.'])
+  return dir
+}
+
+export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; setDir?: string}): Promise<VerifyResult> {
+  const model = loadCluster(opts.configFile)
+  const dir = setDirFor(model, opts)
   const key = loadBackupKey(opts.keyFile ?? defaultKeyFile(model.config.name), false)
   const problems: VerifyResult['problems'] = []
   let manifest: (BackupManifest & {hmac?: string}) | null = null

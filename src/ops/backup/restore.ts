@@ -10,7 +10,7 @@ import {appendAuditCommand, auditEntry} from '../audit.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {runHealthChecks, type HealthCheck} from '../health.js'
 import {lockCluster} from '../lock.js'
-import {backupRoot, defaultKeyFile, verifyBackup, type BackupManifest} from './backup.js'
+import {defaultKeyFile, setDirFor, verifyBackup, type BackupManifest} from './backup.js'
 import {decryptArtifact, loadBackupKey} from './crypto.js'
 
 export interface RestoreOptions {
@@ -18,6 +18,8 @@ export interface RestoreOptions {
   id: string
   to?: string
   keyFile?: string
+  /** The set's directory, when it belongs to another cluster (deep verify restores into a sandbox). */
+  setDir?: string
   /** Restore a set made on another release (the user was told what that risks). */
   allowOtherRelease?: boolean
   acceptNewHostKeys?: boolean
@@ -43,9 +45,9 @@ export interface RestoreResult {
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const model = loadCluster(opts.configFile)
   const c = model.config.components
-  const dir = join(backupRoot(model, opts.to), opts.id)
+  const dir = setDirFor(model, opts)
   const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
-  const check = await verifyBackup({configFile: opts.configFile, id: opts.id, ...(opts.to ? {to: opts.to} : {}), keyFile})
+  const check = await verifyBackup({configFile: opts.configFile, id: opts.id, setDir: dir, keyFile})
   if (!check.ok) throw new UserError(`backup set ${opts.id} cannot be restored: ${check.problems.map((p) => `${p.artifact}: ${p.problem}`).join('; ')}`, ['Pick another set (`imctl backup list`), or `imctl backup verify` it to see what is wrong.'])
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
   if (manifest.release !== model.config.release && !opts.allowOtherRelease) {

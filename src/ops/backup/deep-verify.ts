@@ -1,0 +1,56 @@
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import type {IoHost} from '../../io.js'
+import {createSandbox, destroySandbox} from '../../sandbox/sandbox.js'
+import {closeAll, connectHosts, loadCluster} from '../cluster.js'
+import {installService} from '../install.js'
+import {COUNT_ROWS_SQL, defaultKeyFile, parseCounts, psql, setDirFor, verifyBackup, type BackupManifest, type VerifyResult} from './backup.js'
+import {restoreBackup} from './restore.js'
+
+export interface DeepVerifyResult extends VerifyResult {
+  deep: {sandbox: string; healthy: boolean; tablesCompared: number} | null
+}
+
+/**
+ * `imctl backup verify ID --deep`: the checksums, then a real restore into a
+ * throwaway one-host sandbox of the same release and domain, its health, and
+ * every table's row count against the manifest. The sandbox is always removed.
+ */
+export async function deepVerifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; io: IoHost}): Promise<DeepVerifyResult> {
+  const model = loadCluster(opts.configFile)
+  const dir = setDirFor(model, opts)
+  const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
+  const shallow = await verifyBackup({configFile: opts.configFile, id: opts.id, setDir: dir, keyFile})
+  if (!shallow.ok) return {...shallow, deep: null}
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
+  const name = `vfy-${randomBytes(3).toString('hex')}`
+  const sbDir = mkdtempSync(join(tmpdir(), `imctl-${name}-`))
+  const problems = [...shallow.problems]
+  opts.io.notify({type: 'info', message: `restoring ${opts.id} into a throwaway sandbox ${name} (release ${manifest.release})`})
+  try {
+    const sb = await createSandbox({name, hosts: 1, dir: sbDir, domain: manifest.domain, release: manifest.release, io: opts.io})
+    const installed = await installService({configFile: sb.configFile, io: opts.io, command: 'imctl backup verify --deep (sandbox install)'})
+    if (installed.failed || installed.skipped) {
+      problems.push({artifact: 'sandbox', problem: `the throwaway install failed: ${installed.applied.filter((a) => a.status === 'failed').map((a) => a.error).join('; ')}`})
+      return {...shallow, ok: false, problems, deep: {sandbox: name, healthy: false, tablesCompared: 0}}
+    }
+    const restored = await restoreBackup({configFile: sb.configFile, id: opts.id, setDir: dir, keyFile, io: opts.io})
+    if (!restored.healthy) problems.push({artifact: 'restore', problem: `health after the restore: ${restored.health.filter((h) => !h.ok).map((h) => `${h.component}: ${h.detail}`).join('; ')}`})
+    const expected = manifest.artifacts.find((a) => a.name === 'postgresql-ejabberd.pgdump.enc')?.counts ?? {}
+    const sbModel = loadCluster(sb.configFile)
+    const conns = await connectHosts(sbModel.config, sbModel.config.hosts, {io: opts.io})
+    try {
+      const got = parseCounts((await conns.get('h1')!.exec(psql('ejabberd', COUNT_ROWS_SQL))).stdout)
+      for (const [table, rows] of Object.entries(expected)) {
+        if (got[table] !== rows) problems.push({artifact: 'postgresql-ejabberd.pgdump.enc', problem: `table ${table}: ${got[table] ?? 'missing'} rows restored, manifest says ${rows}`})
+      }
+    } finally {
+      await closeAll(conns)
+    }
+    return {...shallow, ok: problems.length === 0, problems, deep: {sandbox: name, healthy: restored.healthy, tablesCompared: Object.keys(expected).length}}
+  } finally {
+    await destroySandbox(name, sbDir).catch(() => undefined)
+  }
+}
