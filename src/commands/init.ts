@@ -35,8 +35,8 @@ export default class Init extends BaseCommand<typeof Init> {
     const f = this.flags
     let answers: InitAnswers
     if (f['non-interactive'] || this.nonInteractive) {
-      const missing = (['name', 'domain', 'postgresql', 'redis', 'ejabberd'] as const).filter((k) => !f[k])
-      if (!f.host?.length) missing.push('host' as never)
+      const missing: string[] = (['name', 'domain', 'postgresql', 'redis', 'ejabberd'] as const).filter((k) => !f[k])
+      if (!f.host?.length) missing.push('host')
       if (missing.length) throw new UserError(`--non-interactive needs ${missing.map((m) => `--${m}`).join(', ')}`, ['See `imctl init --help` for an example.'])
       answers = {
         name: f.name!,

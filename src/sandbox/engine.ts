@@ -1,4 +1,5 @@
 import {existsSync} from 'node:fs'
+import {PassThrough} from 'node:stream'
 import Docker from 'dockerode'
 import {UserError} from '../errors.js'
 
@@ -21,7 +22,7 @@ export async function containerExec(container: Docker.Container, cmd: string[]):
   const out: Buffer[] = []
   const err: Buffer[] = []
   await new Promise<void>((resolve, reject) => {
-    container.modem.demuxStream(stream, {write: (b: Buffer) => out.push(b)} as never, {write: (b: Buffer) => err.push(b)} as never)
+    container.modem.demuxStream(stream, new PassThrough().on('data', (b: Buffer) => out.push(b)), new PassThrough().on('data', (b: Buffer) => err.push(b)))
     stream.on('end', resolve)
     stream.on('error', reject)
   })
