@@ -313,13 +313,17 @@ export function writeFile(path: string, content: string, owner: string, group: s
     // Remember the restart before the write, so an interrupted run still restarts next time.
     cmds.push({argv: shScript('mkdir -p "$1" && cd "$1" && shift && touch -- "$@"', [PENDING_DIR, ...restartFor]), root: true, description: `mark ${restartFor.join(', ')} for restart`})
   }
-  cmds.push({
+  cmds.push({...atomicWrite(path, owner, group, mode), stdin: content})
+  return cmds
+}
+
+/** Writes stdin to `path` atomically (temp file beside it, owner and mode set, then rename); add stdin or stdinStream. */
+export function atomicWrite(path: string, owner: string, group: string, mode: string): RemoteCommand {
+  return {
     argv: shScript('t="$1.imctl-tmp" && umask 077 && cat > "$t" && chown "$2" "$t" && chmod "$3" "$t" && mv -f "$t" "$1"', [path, `${owner}:${group}`, mode]),
-    stdin: content,
     root: true,
     description: `write ${path}`,
-  })
-  return cmds
+  }
 }
 
 export function restartService(unit: string, enableUnit: string): RemoteCommand[] {

@@ -4,6 +4,7 @@ import {createGunzip} from 'node:zlib'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
 import {sqlIdent, sqlLiteral} from '../../plan/observe.js'
+import {atomicWrite} from '../../plan/planner.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
 import {appendAuditCommand, auditEntry} from '../audit.js'
@@ -111,14 +112,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         description: 'keep the current Redis data aside',
       })
       keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}`)
-      await redis.exec({argv: shScript('umask 007 && cat > /var/lib/redis/dump.rdb.imctl-tmp && chown redis:redis /var/lib/redis/dump.rdb.imctl-tmp && mv /var/lib/redis/dump.rdb.imctl-tmp /var/lib/redis/dump.rdb'), root: true, stdinStream: artifact('redis-dump.rdb.gz.enc'), description: 'write dump.rdb'})
+      await redis.exec({...atomicWrite('/var/lib/redis/dump.rdb', 'redis', 'redis', '660'), stdinStream: artifact('redis-dump.rdb.gz.enc')})
       await rebuildAof(redis, model, say)
 
       // ejabberd: start it on the restored stores, then load its internal database.
       say(im.host.name, 'start ejabberd and restore its internal database')
       await im.exec({argv: ['systemctl', 'start', 'ejabberd'], root: true, description: 'start ejabberd'})
       const mnesia = '/var/lib/ejabberd/imctl-restore.mnesia'
-      await im.exec({argv: shScript('umask 077 && cat > "$1" && chown ejabberd:ejabberd "$1"', [mnesia]), root: true, stdinStream: artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
+      await im.exec({...atomicWrite(mnesia, 'ejabberd', 'ejabberd', '600'), stdinStream: artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
       await waitFor(() => im.exec({argv: ['ejabberdctl', 'status'], root: true, description: 'wait until ejabberd is started'}), 120_000)
       await im.exec({argv: ['ejabberdctl', 'restore', mnesia], root: true, description: 'restore ejabberd\'s internal database'})
       await im.exec({argv: ['rm', '-f', mnesia], root: true, description: 'remove the uploaded Mnesia backup'})
@@ -150,7 +151,7 @@ async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: s
   const managed = model.resources.find((r) => r.kind === 'file' && r.path === '/etc/redis/redis.conf')
   if (managed?.kind !== 'file') throw new Error('bug: no managed redis.conf')
   const write = (content: string, what: string) =>
-    redis.exec({argv: shScript('t=/etc/redis/redis.conf.imctl-tmp && umask 077 && cat > "$t" && chown redis:redis "$t" && chmod 640 "$t" && mv -f "$t" /etc/redis/redis.conf'), stdin: content, root: true, description: what})
+    redis.exec({...atomicWrite(managed.path, managed.owner, managed.group, managed.mode), stdin: content, description: what})
   say(redis.host.name, 'load the RDB with AOF off, then rebuild the AOF from it')
   await write(managed.content.replace(/^appendonly yes$/m, 'appendonly no'), 'write redis.conf with AOF off for the load')
   await redis.exec({argv: ['systemctl', 'start', 'redis-server'], root: true, description: 'start Redis on the restored RDB'})
