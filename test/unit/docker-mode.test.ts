@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {parse} from 'yaml'
 import {component} from '../../src/components/registry.js'
-import type {ClusterConfig, ComponentName} from '../../src/config/model.js'
+import type {ComponentName} from '../../src/config/model.js'
 import {hostByName} from '../../src/config/model.js'
 import {redact} from '../../src/config/secrets.js'
 import {demuxFrames} from '../../src/ops/logs.js'
@@ -11,7 +11,7 @@ import {endpointFor} from '../../src/plan/desired.js'
 import {emptyFacts, type HostFacts} from '../../src/plan/facts.js'
 import {planChanges, type Plan, type Step} from '../../src/plan/planner.js'
 import type {ContainerResource, FileResource, Resource} from '../../src/plan/resources.js'
-import {RELEASE, SECRET_VALUES, SECRETS, configFrom, resourcesFor} from './helpers.js'
+import {RELEASE, SECRET_VALUES, SECRETS, configFrom, convergedFacts, emptyEngineFacts, resourcesFor} from './helpers.js'
 
 const ORDER: ComponentName[] = ['postgresql', 'redis', 'ejabberd']
 const dependsOn = (c: ComponentName) => component(c).dependsOn
@@ -73,16 +73,6 @@ components:
   ejabberd: {host: im1}
 `
 
-/** Debian 12 versions that satisfy the release manifest's globs. */
-const INSTALLED: Record<string, string> = {
-  'postgresql-15': '15.8-0+deb12u1',
-  'postgresql-client-15': '15.8-0+deb12u1',
-  'redis-server': '5:7.0.15-1~deb12u1',
-  ejabberd: '23.01-1+deb12u1',
-  'erlang-p1-pgsql': '1.1.19-1',
-  'erlang-redis-client': '1.2.0-7',
-}
-
 function containerOf(resources: Resource[], c: ComponentName): ContainerResource {
   const r = resources.find((x): x is ContainerResource => x.kind === 'container' && x.component === c)
   assert.ok(r, `no container resource for ${c}`)
@@ -95,63 +85,6 @@ function fileOf(resources: Resource[], path: string): FileResource {
   return f
 }
 
-/** An engine host with nothing of this cluster on it. */
-function emptyEngineFacts(host: string): HostFacts {
-  return {...emptyFacts(host), engine: {networks: [], images: [], containers: {}}}
-}
-
-/** What gatherFacts reports for a cluster imctl already installed, engine hosts included. */
-function convergedFacts(config: ClusterConfig, resources: Resource[]): Record<string, HostFacts> {
-  const facts = Object.fromEntries(config.hosts.map((h) => [h.name, h.engine ? emptyEngineFacts(h.name) : emptyFacts(h.name)]))
-  for (const r of resources) {
-    const f = facts[r.host]!
-    switch (r.kind) {
-      case 'packages':
-        for (const p of r.packages) f.packages[p.name] = INSTALLED[p.name]!
-        break
-      case 'file':
-        f.files[r.path] = {owner: r.owner, group: r.group, mode: r.mode, content: Buffer.from(r.content)}
-        break
-      case 'service':
-        for (const u of [r.unit, r.enableUnit ?? r.unit]) f.services[u] = {loaded: true, active: true, enabled: true}
-        break
-      case 'pg-role':
-        f.pg ??= {roles: {}, databases: {}, tables: []}
-        f.pg.roles[r.role] = r.verifier
-        break
-      case 'pg-database':
-        f.pg ??= {roles: {}, databases: {}, tables: []}
-        f.pg.databases[r.database] = r.owner
-        break
-      case 'sql-schema': {
-        const db = facts[r.dbHost]!
-        db.pg ??= {roles: {}, databases: {}, tables: []}
-        db.pg.tables.push(`${r.database}.${r.probeTable}`)
-        break
-      }
-      case 'xmpp-account':
-        f.xmppAccounts[`${r.user}@${r.domain}`] = true
-        break
-      case 'network':
-        f.engine!.networks.push(r.name)
-        break
-      case 'image':
-        f.engine!.images.push(r.tag)
-        break
-      case 'container':
-        f.engine!.containers[r.name] = {
-          component: r.component,
-          running: true,
-          configHash: r.configHash,
-          files: Object.fromEntries(r.files.map((x) => [x.path, {owner: x.owner, group: x.group, mode: x.mode, content: Buffer.from(x.content)}])),
-        }
-        break
-      case 'container-running':
-        break
-    }
-  }
-  return facts
-}
 
 function plan(resources: Resource[], facts: Record<string, HostFacts>, opts: {purgeData?: boolean} = {}): Plan {
   return planChanges(resources, facts, ORDER, dependsOn, redactSecrets, {...opts, ready})

@@ -6,21 +6,11 @@ import {redact} from '../../src/config/secrets.js'
 import {emptyFacts, type HostFacts} from '../../src/plan/facts.js'
 import {planChanges, type Plan, type Step} from '../../src/plan/planner.js'
 import type {FileResource, Resource} from '../../src/plan/resources.js'
-import {SECRET_VALUES, SECRETS, THREE_HOSTS_YAML, resourcesFor} from './helpers.js'
+import {SECRET_VALUES, SECRETS, THREE_HOSTS_YAML, configFrom, convergedFacts, resourcesFor} from './helpers.js'
 
 const ORDER: ComponentName[] = ['postgresql', 'redis', 'ejabberd']
 const dependsOn = (c: ComponentName) => component(c).dependsOn
 const redactSecrets = (t: string) => redact(t, SECRET_VALUES)
-
-/** Debian 12 versions that satisfy the release manifest's globs. */
-const INSTALLED: Record<string, string> = {
-  'postgresql-15': '15.8-0+deb12u1',
-  'postgresql-client-15': '15.8-0+deb12u1',
-  'redis-server': '5:7.0.15-1~deb12u1',
-  ejabberd: '23.01-1+deb12u1',
-  'erlang-p1-pgsql': '1.1.19-1',
-  'erlang-redis-client': '1.2.0-7',
-}
 
 const HOSTS = ['db1', 'cache1', 'im1']
 
@@ -36,42 +26,6 @@ function freshFacts(resources: Resource[]): Record<string, HostFacts> {
   return facts
 }
 
-/** What gatherFacts reports for a cluster that imctl already installed. */
-function convergedFacts(resources: Resource[]): Record<string, HostFacts> {
-  const facts = Object.fromEntries(HOSTS.map((h) => [h, emptyFacts(h)]))
-  for (const r of resources) {
-    const f = facts[r.host]!
-    switch (r.kind) {
-      case 'packages':
-        for (const p of r.packages) f.packages[p.name] = INSTALLED[p.name]!
-        break
-      case 'file':
-        f.files[r.path] = {owner: r.owner, group: r.group, mode: r.mode, content: Buffer.from(r.content)}
-        break
-      case 'service':
-        for (const u of [r.unit, r.enableUnit ?? r.unit]) f.services[u] = {loaded: true, active: true, enabled: true}
-        break
-      case 'pg-role':
-        f.pg ??= {roles: {}, databases: {}, tables: []}
-        f.pg.roles[r.role] = r.verifier
-        break
-      case 'pg-database':
-        f.pg ??= {roles: {}, databases: {}, tables: []}
-        f.pg.databases[r.database] = r.owner
-        break
-      case 'sql-schema': {
-        const db = facts[r.dbHost]!
-        db.pg ??= {roles: {}, databases: {}, tables: []}
-        db.pg.tables.push(`${r.database}.${r.probeTable}`)
-        break
-      }
-      case 'xmpp-account':
-        f.xmppAccounts[`${r.user}@${r.domain}`] = true
-        break
-    }
-  }
-  return facts
-}
 
 function plan(resources: Resource[], facts: Record<string, HostFacts>): Plan {
   return planChanges(resources, facts, ORDER, dependsOn, redactSecrets)
@@ -172,7 +126,7 @@ describe('planChanges', () => {
 
   describe('on a converged cluster', () => {
     it('plans nothing and counts every resource as unchanged', () => {
-      const p = plan(resources, convergedFacts(resources))
+      const p = plan(resources, convergedFacts(configFrom(THREE_HOSTS_YAML), resources))
       assert.deepEqual(p.steps, [])
       assert.equal(p.unchanged, resources.length)
       assert.deepEqual(p.blockers, [])
@@ -186,7 +140,7 @@ describe('planChanges', () => {
 
   describe('when one secret-bearing file changed', () => {
     // Given redis.conf on cache1 differs on the line next to the password
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     const desired = redisConf(resources).content
     const before = desired.replace('protected-mode yes', 'protected-mode no')
     facts.cache1!.files['/etc/redis/redis.conf']!.content = Buffer.from(before)
@@ -226,7 +180,7 @@ describe('planChanges', () => {
 
   it('does not show a stale secret (one not in the secrets file) that the host still has', () => {
     // Given the password was rotated in the secrets file but cache1 still runs the old one
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     const desired = redisConf(resources).content
     const live = 'old-Live-Password-0a9b8c7d'
     facts.cache1!.files['/etc/redis/redis.conf']!.content = Buffer.from(desired.replace(SECRETS.redis.password, live))
@@ -242,7 +196,7 @@ describe('planChanges', () => {
 
   it('masks stale quoted secrets in ejabberd.yml and keeps the lines around them readable', () => {
     // Given ejabberd.yml on im1 was written by hand with other database and redis passwords
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     const file = resources.find((r): r is FileResource => r.kind === 'file' && r.path === '/etc/ejabberd/ejabberd.yml')!
     const before = file.content
       .replace(`sql_password: "${SECRETS.postgresql.ejabberd_password}"`, 'sql_password: "handmade-db-pass"')
@@ -257,7 +211,7 @@ describe('planChanges', () => {
 
   it('restarts a unit an interrupted run left pending, and says so', () => {
     // Given a converged cluster where a previous run wrote redis.conf but died before the restart
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.cache1!.pendingRestarts = ['redis-server']
     const p = plan(resources, facts)
     assert.deepEqual(p.steps.map((s) => [s.host, s.action, s.what]), [['cache1', 'restart', 'restart redis-server']])
@@ -266,7 +220,7 @@ describe('planChanges', () => {
   })
 
   it('reports an installed package outside the manifest glob as a blocker, not an install', () => {
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.db1!.packages['postgresql-15'] = '16.4-1.pgdg120+1'
     const p = plan(resources, facts)
     assert.deepEqual(p.blockers, [
@@ -277,7 +231,7 @@ describe('planChanges', () => {
 
   it('fixes owner and mode alone without a diff or a restart', () => {
     // Given redis.conf has the right content but is world-readable and owned by root
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     const f = facts.cache1!.files['/etc/redis/redis.conf']!
     f.owner = 'root'
     f.mode = '644'
@@ -290,7 +244,7 @@ describe('planChanges', () => {
   })
 
   it('starts a stopped service and enables a disabled one through its enable unit', () => {
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.cache1!.services['redis-server'] = {loaded: true, active: false, enabled: true}
     // Debian's postgresql@15-main is enabled through the postgresql wrapper unit
     facts.db1!.services.postgresql = {loaded: true, active: true, enabled: false}
@@ -302,7 +256,7 @@ describe('planChanges', () => {
   })
 
   it('updates a role whose password differs and a database with the wrong owner', () => {
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.db1!.pg!.roles.ejabberd = 'SCRAM-SHA-256$4096:AAAA$BBBB:CCCC'
     facts.db1!.pg!.databases.ejabberd = 'postgres'
     const p = plan(resources, facts)
@@ -313,7 +267,7 @@ describe('planChanges', () => {
   })
 
   it('re-registers an XMPP account whose password does not check out', () => {
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.im1!.xmppAccounts['admin@chat.example.com'] = false
     const p = plan(resources, facts)
     assert.deepEqual(p.steps.map((s) => [s.action, s.what, s.why]), [['update', 'register XMPP account admin@chat.example.com', 'missing or its password differs']])
@@ -321,7 +275,7 @@ describe('planChanges', () => {
   })
 
   it('installs only the packages that are missing', () => {
-    const facts = convergedFacts(resources)
+    const facts = convergedFacts(configFrom(THREE_HOSTS_YAML), resources)
     facts.im1!.packages['erlang-redis-client'] = null
     const p = plan(resources, facts)
     // A fresh install restarts the host's services so they run the managed configuration
