@@ -11,7 +11,10 @@ import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, SshAuth} from 
 
 type Path = (string | number)[]
 
-const DEFAULT_PORTS = {postgresql: 5432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}}
+const DEFAULT_PORTS = {postgresql: 5432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}, kafka: {port: 9092, controllerPort: 9093}, minio: {port: 9000, consolePort: 9001}}
+const DEFAULT_MINIO_DRIVES = ['/var/lib/minio/data']
+/** Bucket names imctl keeps for its own uses. */
+export const IMCTL_BUCKETS = ['imctl-backups', 'imctl-archive', 'imctl-health']
 
 let compiled: ReturnType<Ajv['compile']> | undefined
 function schemaValidator(): ReturnType<Ajv['compile']> {
@@ -128,6 +131,8 @@ interface RawConfig {
     postgresql: {host: string; port?: number}
     redis: {host: string; port?: number}
     ejabberd: {host: string; ports?: {c2s?: number; http?: number; mqtt?: number; api?: number}}
+    kafka?: {hosts: string[]; port?: number; controllerPort?: number}
+    minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
   }
 }
 
@@ -190,10 +195,33 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   // Placement on hosts that exist, and no two services on one port of one machine.
   const hostNames = raw.hosts.map((h) => h.name)
   const comps = raw.components
-  for (const [comp, placement] of Object.entries(comps) as [string, {host: string}][]) {
+  for (const comp of ['postgresql', 'redis', 'ejabberd'] as const) {
+    const placement = comps[comp]
     if (!hostNames.includes(placement.host)) {
       problem(['components', comp, 'host'], `no host named ${JSON.stringify(placement.host)}`, `use one of: ${hostNames.join(', ')}`)
     }
+  }
+  for (const comp of ['kafka', 'minio'] as const) {
+    comps[comp]?.hosts.forEach((name, i) => {
+      const host = raw.hosts.find((h) => h.name === name)
+      if (!host) problem(['components', comp, 'hosts', i], `no host named ${JSON.stringify(name)}`, `use one of: ${hostNames.join(', ')}`)
+      else if (host.engine) problem(['components', comp, 'hosts', i], `${comp} runs on SSH hosts only for now; ${name} is a container engine`, `place ${comp} on SSH hosts`)
+    })
+  }
+  const kafkaNodes = comps.kafka?.hosts.length ?? 1
+  if (![1, 3, 5].includes(kafkaNodes)) {
+    problem(['components', 'kafka', 'hosts'], `${kafkaNodes} Kafka hosts: the controller quorum needs 1, 3 or 5`, 'use 1 host, or 3 (replication factor 3, min.insync.replicas 2), or 5')
+  }
+  if (comps.minio) {
+    const drives = (comps.minio.drives ?? DEFAULT_MINIO_DRIVES).length * comps.minio.hosts.length
+    if (drives > 1 && drives < 4) {
+      problem(['components', 'minio', comps.minio.drives ? 'drives' : 'hosts'], `${drives} MinIO drives in all: erasure coding needs 4 to 16`, 'use one host with one drive, or hosts x drives of 4 to 16')
+    } else if (drives > 16) {
+      problem(['components', 'minio', 'drives'], `${drives} MinIO drives in all: one erasure set holds at most 16`, 'use hosts x drives of 4 to 16')
+    }
+    ;(comps.minio.buckets ?? []).forEach((b, i) => {
+      if (IMCTL_BUCKETS.includes(b)) problem(['components', 'minio', 'buckets', i], `bucket ${b} is imctl's own`, 'remove it; imctl creates it')
+    })
   }
   // Ports are claimed per address: two host entries with one address are one machine.
   const addressOf = (name: string) => raw.hosts.find((h) => h.name === name)?.address ?? `?${name}`
@@ -210,6 +238,14 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd) as [keyof typeof DEFAULT_PORTS.ejabberd, number][]) {
     const set = comps.ejabberd.ports?.[name]
     claim(comps.ejabberd.host, set ?? def, `ejabberd ${name}`, set ? ['components', 'ejabberd', 'ports', name] : ['components', 'ejabberd', 'host'])
+  }
+  for (const h of comps.kafka?.hosts ?? []) {
+    claim(h, comps.kafka!.port ?? DEFAULT_PORTS.kafka.port, 'kafka', ['components', 'kafka', comps.kafka!.port ? 'port' : 'hosts'])
+    claim(h, comps.kafka!.controllerPort ?? DEFAULT_PORTS.kafka.controllerPort, 'kafka controller', ['components', 'kafka', comps.kafka!.controllerPort ? 'controllerPort' : 'hosts'])
+  }
+  for (const h of comps.minio?.hosts ?? []) {
+    claim(h, comps.minio!.port ?? DEFAULT_PORTS.minio.port, 'minio', ['components', 'minio', comps.minio!.port ? 'port' : 'hosts'])
+    claim(h, comps.minio!.consolePort ?? DEFAULT_PORTS.minio.consolePort, 'minio console', ['components', 'minio', comps.minio!.consolePort ? 'consolePort' : 'hosts'])
   }
   // Erlang's port mapper listens on 4369 beside ejabberd.
   const epmd = ports.get(`${addressOf(comps.ejabberd.host)}:4369`)
@@ -230,6 +266,8 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
     return {name: h.name, address: h.address, port: h.port ?? 22, user, sudo: h.sudo ?? false, auth: hostAuth, ...(jump ? {jump} : {}), ...(engine ? {engine} : {})}
   })
   const e = raw.components.ejabberd.ports ?? {}
+  const k = raw.components.kafka
+  const m = raw.components.minio
   return {
     file: abs,
     name: raw.name,
@@ -250,6 +288,18 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
           api: e.api ?? DEFAULT_PORTS.ejabberd.api,
         },
       },
+      ...(k ? {kafka: {hosts: k.hosts, port: k.port ?? DEFAULT_PORTS.kafka.port, controllerPort: k.controllerPort ?? DEFAULT_PORTS.kafka.controllerPort}} : {}),
+      ...(m
+        ? {
+            minio: {
+              hosts: m.hosts,
+              drives: m.drives ?? DEFAULT_MINIO_DRIVES,
+              port: m.port ?? DEFAULT_PORTS.minio.port,
+              consolePort: m.consolePort ?? DEFAULT_PORTS.minio.consolePort,
+              buckets: m.buckets ?? [],
+            },
+          }
+        : {}),
     },
   }
 }

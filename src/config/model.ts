@@ -41,10 +41,33 @@ export interface EjabberdPlacement {
   ports: {c2s: number; http: number; mqtt: number; api: number}
 }
 
+/** Kafka in KRaft mode: every host runs a combined broker and controller. */
+export interface KafkaPlacement {
+  /** 1 node, or an odd number (3, 5) for a replicated cluster with a controller quorum. */
+  hosts: string[]
+  /** Client and inter-broker listener (SASL/SCRAM). */
+  port: number
+  /** KRaft controller listener. */
+  controllerPort: number
+}
+
+/** MinIO: one host with one drive, or erasure coded over 4 to 16 drives in all. */
+export interface MinioPlacement {
+  hosts: string[]
+  /** Drive paths, the same on every host; each its own filesystem when there are several. */
+  drives: string[]
+  port: number
+  consolePort: number
+  /** Buckets created beside imctl's own (imctl-backups, imctl-archive, imctl-health). */
+  buckets: string[]
+}
+
 export interface ComponentsConfig {
   postgresql: PostgresPlacement
   redis: RedisPlacement
   ejabberd: EjabberdPlacement
+  kafka?: KafkaPlacement
+  minio?: MinioPlacement
 }
 
 export type ComponentName = keyof ComponentsConfig
@@ -66,4 +89,9 @@ export function hostByName(config: ClusterConfig, name: string): HostConfig {
   const host = config.hosts.find((h) => h.name === name)
   if (!host) throw new Error(`bug: no host ${name} after validation`)
   return host
+}
+
+/** The optional components this cluster has (their secrets and resources are needed). */
+export function optionalComponents(config: ClusterConfig): ComponentName[] {
+  return (['kafka', 'minio'] as const).filter((c) => config.components[c] !== undefined)
 }

@@ -9,20 +9,35 @@ export interface ClusterSecrets {
   postgresql: {ejabberd_password: string}
   redis: {password: string}
   ejabberd: {admin_password: string}
+  /** Present when the cluster has Kafka; `cluster_id` is KRaft's (not secret, but generated once and kept). */
+  kafka?: {cluster_id: string; broker_password: string; imctl_password: string}
+  /** Present when the cluster has MinIO. */
+  minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
 }
 
-const SHAPE: {[K in keyof ClusterSecrets]: (keyof ClusterSecrets[K])[]} = {
+type Sections = Required<ClusterSecrets>
+const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   postgresql: ['ejabberd_password'],
   redis: ['password'],
   ejabberd: ['admin_password'],
+  kafka: ['cluster_id', 'broker_password', 'imctl_password'],
+  minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
 }
+/** Sections every cluster has; the others only with their component. */
+const ALWAYS = ['postgresql', 'redis', 'ejabberd']
 
 /** A password of 32 URL-safe characters: no quoting trouble in any config format. */
 export function generatePassword(): string {
   return randomBytes(24).toString('base64url')
 }
 
-export function loadSecrets(file: string): ClusterSecrets {
+/** KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (22 characters). */
+function generateValue(section: string, key: string): string {
+  return section === 'kafka' && key === 'cluster_id' ? randomBytes(16).toString('base64url') : generatePassword()
+}
+
+/** Reads the secrets file; `components` names the optional components whose secrets must be there. */
+export function loadSecrets(file: string, components: string[] = []): ClusterSecrets {
   if (!existsSync(file)) {
     throw new UserError(`secrets file ${file} does not exist`, [
       'Run `imctl init` (or `imctl secrets generate`) to create it.',
@@ -36,6 +51,7 @@ export function loadSecrets(file: string): ClusterSecrets {
   const data = (parse(readFileSync(file, 'utf8')) ?? {}) as Partial<Record<string, Record<string, unknown>>>
   const missing: string[] = []
   for (const [section, keys] of Object.entries(SHAPE)) {
+    if (!ALWAYS.includes(section) && !components.includes(section)) continue
     for (const key of keys as string[]) {
       const v = data[section]?.[key]
       if (typeof v !== 'string' || v.length < 12) missing.push(`${section}.${key}`)
@@ -59,17 +75,18 @@ export function placeholderSecrets(): ClusterSecrets {
 }
 
 /** Creates the secrets file or fills in what it lacks; never changes an existing value. */
-export function ensureSecrets(file: string): {secrets: ClusterSecrets; created: string[]} {
+export function ensureSecrets(file: string, components: string[] = []): {secrets: ClusterSecrets; created: string[]} {
   const data = existsSync(file)
     ? ((parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, Record<string, string>>)
     : {}
   const created: string[] = []
   for (const [section, keys] of Object.entries(SHAPE)) {
+    if (!ALWAYS.includes(section) && !components.includes(section)) continue
     data[section] ??= {}
     for (const key of keys as string[]) {
       const v = data[section]![key]
       if (typeof v !== 'string' || v.length < 12) {
-        data[section]![key] = generatePassword()
+        data[section]![key] = generateValue(section, key)
         created.push(`${section}.${key}`)
       }
     }

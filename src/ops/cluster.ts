@@ -1,7 +1,7 @@
 import {COMPONENTS, component} from '../components/registry.js'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
-import type {ClusterConfig, HostConfig} from '../config/model.js'
+import {optionalComponents, type ClusterConfig, type HostConfig} from '../config/model.js'
 import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
@@ -33,7 +33,7 @@ export interface ClusterModel {
 export function loadCluster(configFile: string): ClusterModel {
   const config = loadClusterConfig(configFile, {checkKeyFiles: true})
   const manifest = loadManifest(config.release)
-  const secrets = loadSecrets(config.secretsFile)
+  const secrets = loadSecrets(config.secretsFile, optionalComponents(config))
   const values = secretValues(secrets)
   return {config, manifest, secrets, resources: desiredState(config, manifest, secrets), redact: (t) => redact(t, values)}
 }

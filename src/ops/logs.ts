@@ -3,7 +3,7 @@ import {PassThrough} from 'node:stream'
 import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
 import type {ComponentName} from '../config/model.js'
-import {COMPONENTS} from '../components/registry.js'
+import {COMPONENTS, component as componentByName} from '../components/registry.js'
 import {EngineConnection, engineNames} from '../transport/engine.js'
 import {closeAll, connectHosts, loadCluster} from './cluster.js'
 
@@ -27,8 +27,10 @@ export async function logsService(opts: LogsOptions): Promise<void> {
   if (!names.includes(opts.component)) throw new UserError(`unknown component ${JSON.stringify(opts.component)}`, [`Use one of: ${names.join(', ')}.`])
   const component = opts.component as ComponentName
   const model = loadCluster(opts.configFile)
-  const placed = model.config.components[component].host
-  if (opts.host && opts.host !== placed) throw new UserError(`${component} does not run on ${opts.host} but on ${placed}`, [`Use --host ${placed}, or leave --host out.`])
+  const placedOn = componentByName(component).hosts(model.config)
+  if (!placedOn.length) throw new UserError(`${component} is not part of this cluster`, [`Add it under \`components:\` in ${model.config.file}, or pick another component.`])
+  if (opts.host && !placedOn.includes(opts.host)) throw new UserError(`${component} does not run on ${opts.host} but on ${placedOn.join(', ')}`, [`Use --host ${placedOn[0]}, or leave --host out.`])
+  const placed = opts.host ?? placedOn[0]!
   const host = model.config.hosts.find((h) => h.name === placed)!
   const conns = await connectHosts(model.config, [host], opts)
   try {
@@ -56,7 +58,7 @@ export async function logsService(opts: LogsOptions): Promise<void> {
       })
       return
     }
-    const unit = model.resources.find((r) => r.kind === 'service' && r.component === component)
+    const unit = model.resources.find((r) => r.kind === 'service' && r.component === component && r.host === host.name)
     if (unit?.kind !== 'service') throw new Error(`bug: no unit for ${component}`)
     const ch = await conn.stream!({argv: ['journalctl', '-u', unit.unit, '-n', String(opts.lines), '--no-pager', '-o', 'short-iso', ...(opts.follow ? ['-f'] : [])], root: true, description: `read the journal of ${unit.unit}`})
     ch.pipe(opts.out, {end: false})

@@ -14,9 +14,11 @@ import {engineNames} from '../transport/engine-names.js'
 import {configHash, containerSpec} from './container-spec.js'
 import type {ContainerResource, FileResource, PackagesResource, Resource} from './resources.js'
 
-/** The host a component is placed on. */
+/** The (first) host a component is placed on. */
 export function placementHost(config: ClusterConfig, c: ComponentName): string {
-  return config.components[c].host
+  const h = component(c).hosts(config)[0]
+  if (!h) throw new Error(`bug: ${c} is not placed on any host`)
+  return h
 }
 
 /** Where `from` reaches `target`: on one engine by network alias and container port, else by address and configured port. */
