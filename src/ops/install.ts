@@ -71,6 +71,8 @@ function commandsOf(s: Step): {description: string; argv: string[]}[] {
       return [{description: `ejabberd admin API on 127.0.0.1:${run.apiPort}: check_account, then register or change_password`, argv: []}]
     case 'engine':
       return [{description: `engine API: ${run.op.op}`, argv: []}]
+    case 'upload':
+      return [{description: `upload the files of ${run.name} ${run.version} not yet in ${run.dir}.partial, check all of them against the release's sha256 list, then move it to ${run.dir}`, argv: []}]
   }
 }
 

@@ -3,7 +3,12 @@ import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
 import {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
+import {createReadStream} from 'node:fs'
+import {join, posix} from 'node:path'
+import {shScript, type RemoteCommand} from '../transport/command.js'
 import type {Plan, Step} from './planner.js'
+import {atomicWrite} from './planner.js'
+import {artifactSums} from './resources.js'
 
 export interface StepOutcome {
   id: string
@@ -23,12 +28,17 @@ export interface ApplyResult {
   touched: string[]
 }
 
+export interface ApplyOptions {
+  /** Where an artifact's files are on this machine (fetched into the cache, or from a bundle). */
+  artifactSource?: (name: string, version: string) => Promise<{dir: string}>
+}
+
 /**
  * Applies a plan: one lane per host, lanes in parallel, steps in a lane in order.
  * A step that needs another component waits until all of that component's steps
  * are done; after a failure a lane stops, and steps that needed it are skipped.
  */
-export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, io: IoHost): Promise<ApplyResult> {
+export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, io: IoHost, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const remaining = new Map<ComponentName, number>()
   for (const s of plan.steps) remaining.set(s.component, (remaining.get(s.component) ?? 0) + 1)
   const settle = new Map<ComponentName, (ok: boolean) => void>()
@@ -77,7 +87,7 @@ export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, 
         io.notify({type: 'step-start', host, stepId: step.id, what: step.what})
         touched.add(host)
         try {
-          await runStep(step, conns)
+          await runStep(step, conns, opts)
           if (step.run.type === 'pipe') touched.add(step.run.target.host)
           changed++
           outcomes.push({...base, status: 'changed'})
@@ -111,7 +121,7 @@ function conn(conns: Map<string, HostConnection>, host: string): HostConnection 
   return c
 }
 
-async function runStep(step: Step, conns: Map<string, HostConnection>): Promise<void> {
+async function runStep(step: Step, conns: Map<string, HostConnection>, opts: ApplyOptions): Promise<void> {
   const run = step.run
   switch (run.type) {
     case 'exec':
@@ -139,6 +149,52 @@ async function runStep(step: Step, conns: Map<string, HostConnection>): Promise<
     }
     case 'xmpp-account':
       return ensureXmppAccount(conn(conns, step.host), run)
+    case 'upload': {
+      if (!opts.artifactSource) throw new Error(`bug: no artifact source for ${run.name} ${run.version}`)
+      const local = await opts.artifactSource(run.name, run.version)
+      return uploadArtifact(conn(conns, step.host), local.dir, run)
+    }
+  }
+}
+
+/**
+ * Resumable: files go to DIR.partial; those already there with the right sha256 are
+ * kept. Once all check out, SHA256SUMS is written and DIR.partial replaces DIR.
+ */
+async function uploadArtifact(c: HostConnection, localDir: string, a: {dir: string; files: {path: string; sha256: string; mode?: string}[]}): Promise<void> {
+  const partial = `${a.dir}.partial`
+  const have = await c.exec(hashFiles(partial, a.files.map((f) => f.path)))
+  const good = new Set(
+    have.stdout
+      .split('\n')
+      .map((l) => /^([0-9a-f]{64}) {2}(.+)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => `${m[1]}  ${m[2]}`),
+  )
+  const missing = a.files.filter((f) => !good.has(`${f.sha256}  ${f.path}`))
+  const dirs = [...new Set(missing.map((f) => posix.dirname(`${partial}/${f.path}`)))]
+  if (dirs.length) await c.exec({argv: ['mkdir', '-p', ...dirs], root: true, description: `create ${partial}`})
+  for (const f of missing) {
+    await c.exec({...atomicWrite(`${partial}/${f.path}`, 'root', 'root', f.mode ?? '644'), stdinStream: createReadStream(join(localDir, f.path))})
+  }
+  await c.exec({...finishArtifact(a.dir), stdin: artifactSums(a.files)})
+}
+
+/** sha256 of those of `paths` that exist under `dir` (paths relative to it). */
+export function hashFiles(dir: string, paths: string[]): RemoteCommand {
+  return {
+    argv: shScript('cd "$1" 2>/dev/null || exit 0; shift; for f; do [ -f "$f" ] && sha256sum -- "$f"; done; exit 0', [dir, ...paths]),
+    root: true,
+    description: `check which files are already in ${dir}`,
+  }
+}
+
+/** Checks DIR.partial against the sums on stdin, keeps them as its SHA256SUMS, then puts it in place of DIR. */
+export function finishArtifact(dir: string): RemoteCommand {
+  return {
+    argv: shScript('p="$1.partial" && cat > "$p/SHA256SUMS" && chmod 644 "$p/SHA256SUMS" && (cd "$p" && sha256sum -c --quiet --strict SHA256SUMS) && rm -rf "$1" && mv "$p" "$1"', [dir]),
+    root: true,
+    description: `check every file of ${dir}, then put it in place`,
   }
 }
 

@@ -54,8 +54,19 @@ export interface HostFacts {
   xmppAccounts: Record<string, boolean>
   /** Set on engine hosts. */
   engine?: EngineFacts
+  /** System account → exists. */
+  users: Record<string, boolean>
+  /** path → what is there (type, owner, group, mode), or null when nothing is. */
+  paths: Record<string, PathFact | null>
+}
+
+export interface PathFact {
+  type: 'directory' | 'file' | 'other'
+  owner: string
+  group: string
+  mode: string
 }
 
 export function emptyFacts(host: string): HostFacts {
-  return {host, packages: {}, files: {}, services: {}, pendingRestarts: [], pg: null, xmppAccounts: {}}
+  return {host, packages: {}, files: {}, services: {}, pendingRestarts: [], pg: null, xmppAccounts: {}, users: {}, paths: {}}
 }

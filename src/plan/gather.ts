@@ -11,7 +11,11 @@ import {
   parseFiles,
   parsePackages,
   parsePgCatalog,
+  parsePaths,
   parseServices,
+  parseUsers,
+  pathsQuery,
+  usersQuery,
   pendingRestartsQuery,
   pgCatalogQuery,
   pgTableQuery,
@@ -82,7 +86,13 @@ async function gatherSystem(conn: HostConnection, mine: Resource[], facts: HostF
   const packages = mine.flatMap((r) => (r.kind === 'packages' ? r.packages.map((p) => p.name) : []))
   const files = mine.flatMap((r) => (r.kind === 'file' ? [r.path] : []))
   const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : [])))]
+  const users = mine.flatMap((r) => (r.kind === 'system-user' ? [r.user] : []))
+  const paths = mine.flatMap((r) => (r.kind === 'directory' ? [r.path] : r.kind === 'once' ? [r.marker] : []))
+  // An artifact is complete when its SHA256SUMS (written last) is what the release lists.
+  files.push(...mine.flatMap((r) => (r.kind === 'artifact' ? [`${r.dir}/SHA256SUMS`] : [])))
   await Promise.all([
+    users.length ? conn.exec(usersQuery(users)).then((r) => (facts.users = parseUsers(r.stdout, users))) : undefined,
+    paths.length ? conn.exec(pathsQuery(paths)).then((r) => (facts.paths = parsePaths(r.stdout))) : undefined,
     packages.length ? conn.exec(packagesQuery(packages)).then((r) => (facts.packages = parsePackages(r.stdout, packages))) : undefined,
     files.length ? conn.exec(filesQuery(files)).then((r) => (facts.files = parseFiles(r.stdout))) : undefined,
     units.length ? conn.exec(servicesQuery(units)).then((r) => (facts.services = parseServices(r.stdout))) : undefined,

@@ -1,6 +1,6 @@
 import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
-import type {FileFact, PgFacts, ServiceFact} from './facts.js'
+import type {FileFact, PathFact, PgFacts, ServiceFact} from './facts.js'
 
 /** Where imctl keeps its own state on a host. */
 export const STATE_DIR = '/var/lib/imctl'
@@ -33,6 +33,24 @@ export function servicesQuery(units: string[]): RemoteCommand {
   return {
     argv: ['systemctl', 'show', '--property=Id,LoadState,ActiveState,UnitFileState', '--', ...units],
     description: `read the state of ${units.join(', ')}`,
+  }
+}
+
+export function usersQuery(users: string[]): RemoteCommand {
+  return {
+    argv: ['getent', 'passwd', ...users],
+    description: `look up system users ${users.join(', ')}`,
+    // getent exits 2 when some user does not exist; it still lists the others.
+    okExitCodes: [0, 2],
+  }
+}
+
+/** Type, owner, group and mode of each path (`-` when nothing is there). */
+export function pathsQuery(paths: string[]): RemoteCommand {
+  return {
+    argv: shScript('for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\0%s\\0" "$p" "$(stat -c "%F|%U|%G|%a" "$p")"; else printf "%s\\0-\\0" "$p"; fi; done', paths),
+    description: `check ${paths.join(', ')}`,
+    root: true,
   }
 }
 
@@ -132,4 +150,24 @@ export function parsePgCatalog(stdout: string): Omit<PgFacts, 'tables'> {
     if (kind === 'db' && name) databases[name] = value
   }
   return {roles, databases}
+}
+
+export function parseUsers(stdout: string, users: string[]): Record<string, boolean> {
+  const found = new Set(stdout.split('\n').map((l) => l.split(':')[0]))
+  return Object.fromEntries(users.map((u) => [u, found.has(u)]))
+}
+
+export function parsePaths(stdout: string): Record<string, PathFact | null> {
+  const parts = stdout.split('\0')
+  const out: Record<string, PathFact | null> = {}
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const meta = parts[i + 1]!
+    if (meta === '-') {
+      out[parts[i]!] = null
+      continue
+    }
+    const [type = '', owner = '', group = '', mode = ''] = meta.split('|')
+    out[parts[i]!] = {type: type === 'directory' ? 'directory' : /regular/.test(type) ? 'file' : 'other', owner, group, mode}
+  }
+  return out
 }

@@ -6,7 +6,7 @@ import {shScript} from '../transport/command.js'
 import type {HostFacts} from './facts.js'
 import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
 import type {ContainerSpec, FileResource, Resource} from './resources.js'
-import {resourceKey} from './resources.js'
+import {artifactSums, resourceKey} from './resources.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
@@ -14,6 +14,8 @@ export type StepRun =
   | {type: 'pipe'; source: {host: string; path: string; component: ComponentName}; target: {host: string; command: RemoteCommand}}
   | {type: 'xmpp-account'; user: string; domain: string; password: string; apiPort: number}
   | {type: 'engine'; op: EngineOp}
+  /** Put an artifact's files into `dir` (only those not already there), check them, then write its SHA256SUMS. */
+  | {type: 'upload'; name: string; version: string; dir: string; files: {path: string; sha256: string; mode?: string}[]}
 
 /** Changes to an engine host, as data; the engine transport carries them out. */
 export type EngineOp =
@@ -28,7 +30,7 @@ export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove'
+  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
   what: string
   why: string
   diff?: string
@@ -118,8 +120,53 @@ export function planChanges(
           what: `write ${r.path} (${r.owner}:${r.group} ${r.mode})`,
           why,
           ...(contentSame ? {} : {diff: shownDiff(r, now?.content.toString('utf8') ?? '', redact)}),
-          run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify)},
+          run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify, Boolean(r.daemonReload) && !contentSame)},
         })
+        break
+      }
+      case 'system-user': {
+        if (f.users[r.user]) {
+          unchanged++
+          break
+        }
+        steps.push({...base, action: 'create', what: `create system user ${r.user}`, why: 'does not exist', run: {type: 'exec', commands: [createSystemUser(r.user, r.home)]}})
+        break
+      }
+      case 'directory': {
+        const now = f.paths[r.path] ?? null
+        if (now?.type === 'directory' && now.owner === r.owner && now.group === r.group && now.mode === r.mode) {
+          unchanged++
+          break
+        }
+        if (now && now.type !== 'directory') {
+          blockers.push(`${r.host}: ${r.path} should be a directory but is a ${now.type === 'file' ? 'file' : 'special file'}; move it away`)
+          break
+        }
+        const why = now === null ? 'does not exist' : `owner/mode is ${now.owner}:${now.group} ${now.mode}`
+        steps.push({...base, action: now ? 'update' : 'create', what: `directory ${r.path} (${r.owner}:${r.group} ${r.mode})`, why, run: {type: 'exec', commands: [ensureDirectory(r.path, r.owner, r.group, r.mode)]}})
+        break
+      }
+      case 'artifact': {
+        const now = f.files[`${r.dir}/SHA256SUMS`]?.content.toString('utf8') ?? null
+        if (now === artifactSums(r.files)) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: 'upload',
+          what: `upload ${r.name} ${r.version} (${r.files.length} files) to ${r.dir}`,
+          why: now === null ? 'not on this host' : 'files differ from the release',
+          run: {type: 'upload', name: r.name, version: r.version, dir: r.dir, files: r.files},
+        })
+        break
+      }
+      case 'once': {
+        if (f.paths[r.marker]) {
+          unchanged++
+          break
+        }
+        steps.push({...base, after: r.after, action: 'run', what: r.what, why: `${r.marker} does not exist`, run: {type: 'exec', commands: [r.command]}})
         break
       }
       case 'service': {
@@ -307,14 +354,27 @@ export function installPackages(names: string[]): RemoteCommand[] {
 }
 
 /** Atomic write: temp file beside the target, owner and mode set, then rename. */
-export function writeFile(path: string, content: string, owner: string, group: string, mode: string, restartFor: string[]): RemoteCommand[] {
+export function writeFile(path: string, content: string, owner: string, group: string, mode: string, restartFor: string[], daemonReload = false): RemoteCommand[] {
   const cmds: RemoteCommand[] = []
   if (restartFor.length) {
     // Remember the restart before the write, so an interrupted run still restarts next time.
     cmds.push({argv: shScript('mkdir -p "$1" && cd "$1" && shift && touch -- "$@"', [PENDING_DIR, ...restartFor]), root: true, description: `mark ${restartFor.join(', ')} for restart`})
   }
   cmds.push({...atomicWrite(path, owner, group, mode), stdin: content})
+  if (daemonReload) cmds.push({argv: ['systemctl', 'daemon-reload'], root: true, description: 'make systemd re-read its unit files'})
   return cmds
+}
+
+export function createSystemUser(user: string, home: string): RemoteCommand {
+  return {
+    argv: ['useradd', '--system', '--user-group', '--home-dir', home, '--no-create-home', '--shell', '/usr/sbin/nologin', user],
+    root: true,
+    description: `create system user ${user} (no login)`,
+  }
+}
+
+export function ensureDirectory(path: string, owner: string, group: string, mode: string): RemoteCommand {
+  return {argv: ['install', '-d', '-o', owner, '-g', group, '-m', mode, path], root: true, description: `create ${path}`}
 }
 
 /** Writes stdin to `path` atomically (temp file beside it, owner and mode set, then rename); add stdin or stdinStream. */

@@ -1,5 +1,6 @@
 import type {ComponentName} from '../config/model.js'
 import type {PinnedPackage} from '../config/manifest.js'
+import type {RemoteCommand} from '../transport/command.js'
 
 /** Desired state, as data. Components produce these; the planner compares them with facts. */
 export type Resource =
@@ -14,6 +15,10 @@ export type Resource =
   | ImageResource
   | ContainerResource
   | ContainerRunningResource
+  | SystemUserResource
+  | DirectoryResource
+  | ArtifactResource
+  | OnceResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -38,6 +43,8 @@ export interface FileResource extends Base {
   secret: boolean
   /** Units to restart when this file changes. */
   notify: string[]
+  /** A systemd unit file: systemd re-reads its units after a change. */
+  daemonReload?: boolean
 }
 
 export interface ServiceResource extends Base {
@@ -111,6 +118,43 @@ export interface ContainerResource extends Base {
   configHash: string
 }
 
+/** A system account (no login, no password) that a service runs as. */
+export interface SystemUserResource extends Base {
+  kind: 'system-user'
+  user: string
+  home: string
+}
+
+export interface DirectoryResource extends Base {
+  kind: 'directory'
+  path: string
+  owner: string
+  group: string
+  mode: string
+}
+
+/** Files that no Debian package carries (Kafka's jars, MinIO's binaries), uploaded from imctl's cache or a bundle. */
+export interface ArtifactResource extends Base {
+  kind: 'artifact'
+  name: string
+  version: string
+  /** Where it lives on the host; holds SHA256SUMS once complete. */
+  dir: string
+  /** Mode defaults to 644. */
+  files: {path: string; sha256: string; mode?: string}[]
+}
+
+/** A command that must run exactly once (e.g. formatting Kafka's storage); done once `marker` exists. */
+export interface OnceResource extends Base {
+  kind: 'once'
+  name: string
+  marker: string
+  command: RemoteCommand
+  what: string
+  /** Components that must be converged first. */
+  after: ComponentName[]
+}
+
 export interface ContainerRunningResource extends Base {
   kind: 'container-running'
   name: string
@@ -158,5 +202,18 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:container:${r.name}`
     case 'container-running':
       return `${r.host}:container-running:${r.name}`
+    case 'system-user':
+      return `${r.host}:user:${r.user}`
+    case 'directory':
+      return `${r.host}:dir:${r.path}`
+    case 'artifact':
+      return `${r.host}:artifact:${r.name}-${r.version}`
+    case 'once':
+      return `${r.host}:once:${r.name}`
   }
+}
+
+/** The SHA256SUMS text of an artifact (`sha256sum -c` format, sorted by path): what a complete copy holds. */
+export function artifactSums(files: {path: string; sha256: string}[]): string {
+  return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((f) => `${f.sha256}  ${f.path}\n`).join('')
 }
