@@ -33,7 +33,8 @@ export function formatInstall(r: InstallResult): string {
 }
 
 export function formatHealth(r: HealthReport): string {
-  const lines = [`Health of cluster ${r.cluster}: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`]
-  for (const c of r.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(10)} ${c.component.padEnd(11)} ${c.check}: ${c.detail} (${c.ms} ms)`)
+  const lines = [`Health of cluster ${r.cluster}: ${r.status.toUpperCase()}`]
+  for (const c of r.checks) lines.push(`  ${c.degraded ? 'DEGR' : c.ok ? 'ok  ' : 'FAIL'} ${c.host.padEnd(10)} ${c.component.padEnd(11)} ${c.check}: ${c.detail} (${c.ms} ms)`)
+  if (r.status === 'degraded') lines.push('Every component serves, but a node is down: see the DEGR lines, start it again (`imctl install` starts stopped services).')
   return lines.join('\n')
 }

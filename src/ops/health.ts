@@ -17,14 +17,34 @@ export interface HealthCheck {
   component: ComponentName
   check: string
   ok: boolean
+  /** Passed only because the component's cluster still serves: one of its nodes is down. */
+  degraded?: boolean
+  /** A check of the whole clustered component (e.g. a record produced and consumed), not of one node. */
+  clusterLevel?: boolean
   detail: string
   ms: number
 }
 
 export interface HealthReport {
   cluster: string
+  /** degraded: everything serves, but a node of a clustered component is down. */
+  status: 'healthy' | 'degraded' | 'unhealthy'
   healthy: boolean
   checks: HealthCheck[]
+}
+
+/**
+ * A failed node check of a clustered component whose cluster-level checks all
+ * passed is degraded, not down: the cluster still serves without that node.
+ */
+export function classifyHealth(checks: HealthCheck[]): {status: HealthReport['status']; checks: HealthCheck[]} {
+  const serving = (component: ComponentName) => {
+    const own = checks.filter((c) => c.component === component && c.clusterLevel)
+    return own.length > 0 && own.every((c) => c.ok)
+  }
+  const out = checks.map((c) => (!c.ok && !c.clusterLevel && serving(c.component) ? {...c, ok: true, degraded: true, detail: `degraded: ${c.detail}`} : c))
+  const status = out.some((c) => !c.ok) ? 'unhealthy' : out.some((c) => c.degraded) ? 'degraded' : 'healthy'
+  return {status, checks: out}
 }
 
 export interface HealthOptions {
@@ -40,8 +60,8 @@ export async function healthService(opts: HealthOptions): Promise<HealthReport> 
   const model = loadCluster(opts.configFile)
   const conns = await connectHosts(model.config, usedHosts(model), opts)
   try {
-    const checks = await runHealthChecks(model, conns, opts.messageTimeout ?? 20)
-    return {cluster: model.config.name, healthy: checks.every((c) => c.ok), checks}
+    const {status, checks} = classifyHealth(await runHealthChecks(model, conns, opts.messageTimeout ?? 20))
+    return {cluster: model.config.name, status, healthy: status === 'healthy', checks}
   } finally {
     await closeAll(conns)
   }
@@ -146,9 +166,23 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
     return out
   })()
 
-  const all = await Promise.all([...serviceChecks, pgCheck, redisCheck, imChecks])
+  const extra = Object.entries(COMPONENT_HEALTH).flatMap(([name, checks]) =>
+    model.config.components[name as ComponentName] ? checks!({model, conns, timed: async (host, check, fn, o) => ({...(await timed(host, name as ComponentName, check, fn, r)), ...(o?.clusterLevel ? {clusterLevel: true} : {})})}) : [],
+  )
+  const all = await Promise.all([...serviceChecks, pgCheck, redisCheck, imChecks, ...extra])
   return all.flat()
 }
+
+/** What a component's own checks get: the cluster, a connection per host, and a timer that turns a throw into a failed check. */
+export interface HealthContext {
+  model: ClusterModel
+  conns: Map<string, HostConnection>
+  /** Runs one check; `clusterLevel` marks a check of the whole clustered component. */
+  timed(host: string, check: string, fn: () => Promise<string>, opts?: {clusterLevel?: boolean}): Promise<HealthCheck>
+}
+
+/** Checks beyond the units' states, per optional component; each runs in parallel with the rest. */
+const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Promise<HealthCheck | HealthCheck[]>[]>> = {}
 
 /** Two throwaway users log in over WebSocket; one sends, the other receives; both are removed. */
 async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: EjabberdApi, timeoutSec: number): Promise<string> {
