@@ -45,5 +45,12 @@ export interface Component {
   hosts(config: ClusterConfig): string[]
   /** Desired state; on an engine host packages, files and services become an image and a container. */
   resources(ctx: ComponentContext): Resource[]
-  container: ContainerRuntime
+  /** How it runs on an engine host; absent when it runs on SSH hosts only (validation refuses engines for it). */
+  container?: ContainerRuntime
+}
+
+/** The container runtime of a component that validation lets onto engine hosts. */
+export function containerRuntime(c: Component): ContainerRuntime {
+  if (!c.container) throw new Error(`bug: ${c.name} has no container runtime but was placed on an engine`)
+  return c.container
 }

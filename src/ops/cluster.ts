@@ -1,4 +1,5 @@
 import {COMPONENTS, component} from '../components/registry.js'
+import {containerRuntime} from '../components/types.js'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
 import {optionalComponents, type ClusterConfig, type HostConfig} from '../config/model.js'
@@ -74,7 +75,7 @@ export async function observeAndPlan(model: ClusterModel, conns: Map<string, Hos
   const facts = Object.fromEntries(
     await Promise.all(names.map(async (n) => [n, await gatherFacts(conns.get(n)!, model.resources, model.config.name)] as const)),
   )
-  const plan = planChanges(model.resources, facts, componentOrder(), (c) => component(c).dependsOn, model.redact, {purgeData: opts.purgeData ?? false, ready: (c) => component(c).container.ready})
+  const plan = planChanges(model.resources, facts, componentOrder(), (c) => component(c).dependsOn, model.redact, {purgeData: opts.purgeData ?? false, ready: (c) => containerRuntime(component(c)).ready})
   return {plan, facts}
 }
 

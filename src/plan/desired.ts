@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {COMPONENTS, component} from '../components/registry.js'
-import type {ComponentContext, Endpoint} from '../components/types.js'
+import {containerRuntime, type ComponentContext, type Endpoint} from '../components/types.js'
 import type {ClusterConfig, ComponentName} from '../config/model.js'
 import {hostByName} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
@@ -25,7 +25,7 @@ export function placementHost(config: ClusterConfig, c: ComponentName): string {
 export function endpointFor(config: ClusterConfig, target: ComponentName, from: ComponentName): Endpoint {
   const t = hostByName(config, placementHost(config, target))
   const f = hostByName(config, placementHost(config, from))
-  const port = component(target).container.ports[0]!
+  const port = containerRuntime(component(target)).ports[0]!
   if (t.engine && t.name === f.name) return {address: target, port: port.containerPort}
   return {address: t.address, port: port.publish(config) ?? port.containerPort}
 }
@@ -85,7 +85,7 @@ export function desiredState(
 
 function containerize(config: ClusterConfig, manifest: ReleaseManifest, name: ComponentName, resources: Resource[]): Resource[] {
   const host = hostByName(config, placementHost(config, name))
-  const runtime = component(name).container
+  const runtime = containerRuntime(component(name))
   const files = resources.filter((r): r is FileResource => r.kind === 'file')
   const out: Resource[] = []
   let image = ''
