@@ -38,6 +38,8 @@ export interface ReleaseManifest {
   release: string
   os: string
   components: Record<string, ComponentRelease>
+  /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka). */
+  hostPackages?: PinnedPackage[]
   artifacts?: Record<string, ArtifactRelease>
 }
 

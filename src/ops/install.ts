@@ -2,6 +2,7 @@ import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
 import {applyPlan, type StepOutcome} from '../plan/apply.js'
 import type {Plan, Step} from '../plan/planner.js'
+import {ensureArtifact} from './artifacts.js'
 import {appendAuditCommand, auditEntry} from './audit.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, observeAndPlan, usedHosts, type ClusterModel} from './cluster.js'
@@ -132,7 +133,7 @@ async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, c
   if (!plan.steps.length) {
     return {...view, applied: [], changed: 0, failed: 0, skipped: 0}
   }
-  const result = await applyPlan(plan, conns, io)
+  const result = await applyPlan(plan, conns, io, {artifactSource: artifactSourceFor(model, io)})
   const entry = (host: string) =>
     auditEntry(
       command,
@@ -149,6 +150,22 @@ async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, c
     changed: result.changed,
     failed: result.failed,
     skipped: result.skipped,
+  }
+}
+
+/** Artifacts from imctl's cache, fetched or built once per run however many hosts need them. */
+function artifactSourceFor(model: ClusterModel, io: IoHost): (name: string, version: string) => Promise<{dir: string}> {
+  const pending = new Map<string, Promise<{dir: string}>>()
+  return (name, version) => {
+    let p = pending.get(name)
+    if (!p) {
+      p = ensureArtifact(model.manifest, name, io).then((a) => {
+        if (a.version !== version) throw new Error(`bug: plan wants ${name} ${version}, the release has ${a.version}`)
+        return a
+      })
+      pending.set(name, p)
+    }
+    return p
   }
 }
 

@@ -57,6 +57,7 @@ export function desiredState(
   const all: Resource[] = []
   const networks = new Set<string>()
   for (const c of COMPONENTS) {
+    if (!c.hosts(config).length) continue // an optional component this cluster does not have
     const resources = c.resources(ctx)
     if (!ctx.inContainer(c.name)) {
       all.push(...resources)

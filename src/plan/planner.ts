@@ -182,9 +182,9 @@ export function planChanges(
             : pending
               ? 'a config change from an interrupted run is not live yet'
               : 'freshly installed: start with the managed configuration'
-          steps.push({...base, after, action: 'restart', what: `restart ${r.unit}`, why, run: {type: 'exec', commands: restartService(r.unit, enableUnit)}})
+          steps.push({...base, after, action: 'restart', what: `restart ${r.unit}`, why, run: {type: 'exec', commands: restartService(r.unit, enableUnit, r.ready)}})
         } else if (!s?.active) {
-          steps.push({...base, after, action: 'start', what: `start ${r.unit}`, why: s?.loaded ? 'not running' : 'not installed yet', run: {type: 'exec', commands: restartService(r.unit, enableUnit)}})
+          steps.push({...base, after, action: 'start', what: `start ${r.unit}`, why: s?.loaded ? 'not running' : 'not installed yet', run: {type: 'exec', commands: restartService(r.unit, enableUnit, r.ready)}})
         } else if (!enabled) {
           steps.push({...base, action: 'enable', what: `enable ${enableUnit} at boot`, why: 'disabled', run: {type: 'exec', commands: [enableService(enableUnit)]}})
         } else unchanged++
@@ -386,11 +386,12 @@ export function atomicWrite(path: string, owner: string, group: string, mode: st
   }
 }
 
-export function restartService(unit: string, enableUnit: string): RemoteCommand[] {
+export function restartService(unit: string, enableUnit: string, ready?: RemoteCommand): RemoteCommand[] {
   return [
     enableService(enableUnit),
     {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
     {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
+    ...(ready ? [ready] : []),
     {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
   ]
 }

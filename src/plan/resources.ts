@@ -53,6 +53,8 @@ export interface ServiceResource extends Base {
   unit: string
   /** The unit to enable at boot, when it differs (Debian's postgresql wrapper). */
   enableUnit?: string
+  /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
+  ready?: RemoteCommand
 }
 
 export interface PgRoleResource extends Base {
