@@ -12,13 +12,14 @@ export default class Install extends BaseCommand<typeof Install> {
   static override flags = {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
+    bundle: Flags.string({description: 'Install from this offline bundle (`imctl bundle create`): hosts get every package and artifact from it and reach no network.'}),
     'purge-data': Flags.boolean({description: 'When a component has moved off an engine host, remove its volumes with its container (default: keep them).', default: false}),
     'show-plan': Flags.boolean({description: 'Print the plan (with diffs) before applying it.', default: false}),
   }
 
   async run(): Promise<void> {
     const base = terminalIo({interactive: !this.nonInteractive, quiet: this.flags.json, warn: (m) => this.warn2(m)})
-    const session = await beginInstall({configFile: this.flags.config, acceptNewHostKeys: this.flags['accept-new-host-keys'], purgeData: this.flags['purge-data'], io: base, command: 'imctl install'})
+    const session = await beginInstall({configFile: this.flags.config, bundle: this.flags.bundle, acceptNewHostKeys: this.flags['accept-new-host-keys'], purgeData: this.flags['purge-data'], io: base, command: 'imctl install'})
     try {
       if (this.flags['show-plan'] && !this.flags.json) process.stdout.write(formatPlan(session.plan, {diffs: true}) + '\n\n')
       const renderer = this.flags.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple'

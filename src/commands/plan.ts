@@ -11,12 +11,13 @@ export default class Plan extends BaseCommand<typeof Plan> {
   static override flags = {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
+    bundle: Flags.string({description: 'Install from this offline bundle (`imctl bundle create`): hosts get every package and artifact from it and reach no network.'}),
     'purge-data': Flags.boolean({description: 'Plan as `install --purge-data` would: volumes of removed containers go too.', default: false}),
   }
 
   async run(): Promise<void> {
     const io = terminalIo({interactive: !this.nonInteractive, quiet: this.flags.json, warn: (m) => this.warn2(m)})
-    const result = await planService({configFile: this.flags.config, acceptNewHostKeys: this.flags['accept-new-host-keys'], purgeData: this.flags['purge-data'], io})
+    const result = await planService({configFile: this.flags.config, bundle: this.flags.bundle, acceptNewHostKeys: this.flags['accept-new-host-keys'], purgeData: this.flags['purge-data'], io})
     this.output(result, (r) => formatPlan(r, {diffs: true}))
   }
 }

@@ -6,7 +6,7 @@ import {optionalComponents, type ClusterConfig, type HostConfig} from '../config
 import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
-import {desiredState, hostsInUse} from '../plan/desired.js'
+import {desiredState, hostsInUse, type OfflineSource} from '../plan/desired.js'
 import type {HostFacts} from '../plan/facts.js'
 import {gatherFacts} from '../plan/gather.js'
 import {planChanges, type Plan} from '../plan/planner.js'
@@ -31,12 +31,12 @@ export interface ClusterModel {
   redact(text: string): string
 }
 
-export function loadCluster(configFile: string): ClusterModel {
+export function loadCluster(configFile: string, opts: {offline?: OfflineSource} = {}): ClusterModel {
   const config = loadClusterConfig(configFile, {checkKeyFiles: true})
   const manifest = loadManifest(config.release)
   const secrets = loadSecrets(config.secretsFile, optionalComponents(config))
   const values = secretValues(secrets)
-  return {config, manifest, secrets, resources: desiredState(config, manifest, secrets), redact: (t) => redact(t, values)}
+  return {config, manifest, secrets, resources: desiredState(config, manifest, secrets, undefined, opts.offline), redact: (t) => redact(t, values)}
 }
 
 /** Opens one SSH connection per host, in parallel; all or none. */

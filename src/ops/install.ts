@@ -3,6 +3,7 @@ import type {IoHost} from '../io.js'
 import {applyPlan, type StepOutcome} from '../plan/apply.js'
 import type {Plan, Step} from '../plan/planner.js'
 import {ensureArtifact} from './artifacts.js'
+import {openBundle, requireNoEngineHosts, type OpenedBundle} from './bundle/open.js'
 import {appendAuditCommand, auditEntry} from './audit.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, observeAndPlan, usedHosts, type ClusterModel} from './cluster.js'
@@ -79,6 +80,8 @@ function commandsOf(s: Step): {description: string; argv: string[]}[] {
 
 export interface RunOptions {
   configFile: string
+  /** An offline bundle (`imctl bundle create`): hosts get every package and artifact from it, and nothing from any network. */
+  bundle?: string
   /** When a container is removed because its component moved away, remove its volumes too. */
   purgeData?: boolean
   acceptNewHostKeys?: boolean
@@ -87,7 +90,7 @@ export interface RunOptions {
 
 /** `imctl plan`: connect, observe read-only, return the steps that would change. */
 export async function planService(opts: RunOptions): Promise<PlanResult> {
-  const model = loadCluster(opts.configFile)
+  const {model} = await loadForRun(opts)
   const hosts = usedHosts(model)
   const conns = await connectHosts(model.config, hosts, opts)
   try {
@@ -107,7 +110,7 @@ export interface InstallSession {
 
 /** `imctl install`, first half: connect, lock, observe, plan. Nothing changes yet. */
 export async function beginInstall(opts: RunOptions & {command?: string}): Promise<InstallSession> {
-  const model = loadCluster(opts.configFile)
+  const {model, bundle} = await loadForRun(opts)
   const hosts = usedHosts(model)
   const conns = await connectHosts(model.config, hosts, opts)
   let lock: Awaited<ReturnType<typeof lockCluster>> | undefined
@@ -120,20 +123,20 @@ export async function beginInstall(opts: RunOptions & {command?: string}): Promi
     const {plan} = await observeAndPlan(model, conns, {purgeData: opts.purgeData ?? false})
     const view = viewPlan(model, plan, hosts.map((h) => h.name))
     if (plan.blockers.length) {
-      throw new UserError(`nothing was changed: ${plan.blockers.join('; ')}`, ['Use a cluster.yaml whose release matches what the hosts run.'])
+      throw new UserError(`nothing was changed: ${plan.blockers.join('; ')}`, ['Fix what each blocker names, then run install again (for a package version: use a cluster.yaml whose release matches what the hosts run).'])
     }
-    return {plan: view, close, apply: (io) => applyInstall(model, plan, view, conns, io, opts.command ?? 'imctl install')}
+    return {plan: view, close, apply: (io) => applyInstall(model, plan, view, conns, io, opts.command ?? 'imctl install', bundle)}
   } catch (e) {
     await close()
     throw e
   }
 }
 
-async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, conns: Map<string, HostConnection>, io: IoHost, command: string): Promise<InstallResult> {
+async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, conns: Map<string, HostConnection>, io: IoHost, command: string, bundle?: OpenedBundle): Promise<InstallResult> {
   if (!plan.steps.length) {
     return {...view, applied: [], changed: 0, failed: 0, skipped: 0}
   }
-  const result = await applyPlan(plan, conns, io, {artifactSource: artifactSourceFor(model, io)})
+  const result = await applyPlan(plan, conns, io, {artifactSource: bundle ? bundleSource(bundle) : artifactSourceFor(model, io)})
   const entry = (host: string) =>
     auditEntry(
       command,
@@ -150,6 +153,34 @@ async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, c
     changed: result.changed,
     failed: result.failed,
     skipped: result.skipped,
+  }
+}
+
+/** With --bundle: the bundle is verified and extracted before any host is contacted, and must be for the cluster's release. */
+async function loadForRun(opts: RunOptions): Promise<{model: ClusterModel; bundle?: OpenedBundle}> {
+  if (!opts.bundle) return {model: loadCluster(opts.configFile)}
+  loadCluster(opts.configFile) // a bad config is reported before a long bundle check
+  const bundle = await openBundle(opts.bundle, opts.io)
+  const model = loadCluster(opts.configFile, {offline: {id: bundle.sha256.slice(0, 16), debs: bundle.debs.files}})
+  if (bundle.release !== model.config.release) {
+    throw new UserError(`bundle ${bundle.file} is for release ${bundle.release}, the cluster runs ${model.config.release}`, [
+      `Make one for this release: imctl bundle create --release ${model.config.release} --out FILE`,
+    ])
+  }
+  if (bundle.os !== model.manifest.os) throw new UserError(`bundle ${bundle.file} is for ${bundle.os}, release ${model.config.release} is for ${model.manifest.os}`)
+  requireNoEngineHosts(bundle, usedHosts(model).filter((h) => h.engine).map((h) => h.name))
+  return {model, bundle}
+}
+
+/** Files from an extracted bundle: its Debian repository and its artifacts. */
+function bundleSource(bundle: OpenedBundle): (name: string, version: string) => Promise<{dir: string}> {
+  return async (name, version) => {
+    if (name === 'debs') return {dir: bundle.debs.dir}
+    const a = bundle.artifacts.get(name)
+    if (!a || a.version !== version) {
+      throw new UserError(`bundle ${bundle.file} has no ${name} ${version}`, [`Make the bundle again with this imctl: imctl bundle create --release ${bundle.release} --out FILE`])
+    }
+    return {dir: a.dir}
   }
 }
 

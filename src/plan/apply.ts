@@ -163,6 +163,7 @@ async function runStep(step: Step, conns: Map<string, HostConnection>, opts: App
  */
 async function uploadArtifact(c: HostConnection, localDir: string, a: {dir: string; files: {path: string; sha256: string; mode?: string}[]}): Promise<void> {
   const partial = `${a.dir}.partial`
+  await c.exec(seedPartial(a.dir))
   const have = await c.exec(hashFiles(partial, a.files.map((f) => f.path)))
   const good = new Set(
     have.stdout
@@ -178,6 +179,19 @@ async function uploadArtifact(c: HostConnection, localDir: string, a: {dir: stri
     await c.exec({...atomicWrite(`${partial}/${f.path}`, 'root', 'root', f.mode ?? '644'), stdinStream: createReadStream(join(localDir, f.path))})
   }
   await c.exec({...finishArtifact(a.dir), stdin: artifactSums(a.files)})
+}
+
+/**
+ * Starts DIR.partial from the copy already in DIR (hard links, no bytes copied), so a
+ * new version of an artifact (a newer bundle) uploads only the files that changed.
+ * Files are replaced by rename, never written in place, so DIR itself is not touched.
+ */
+export function seedPartial(dir: string): RemoteCommand {
+  return {
+    argv: shScript('p="$1.partial"; if [ ! -d "$p" ] && [ -d "$1" ]; then cp -al "$1" "$p" && rm -f "$p/SHA256SUMS"; fi', [dir]),
+    root: true,
+    description: `start ${dir}.partial from what ${dir} already holds`,
+  }
 }
 
 /** sha256 of those of `paths` that exist under `dir` (paths relative to it). */

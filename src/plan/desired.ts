@@ -47,11 +47,22 @@ export function componentContext(config: ClusterConfig, manifest: ReleaseManifes
  * runs apt once; on engine hosts a component's packages, files and service
  * become its image, its container and the container's running state.
  */
+/** Where an offline bundle's Debian repository goes on each host (kept between bundles, so a new one uploads only what changed). */
+export const OFFLINE_REPO_DIR = '/var/cache/imctl/debs'
+
+/** An offline install: the bundle's Debian repository, uploaded to each host that installs packages. */
+export interface OfflineSource {
+  /** Identifies the bundle (its sha256 prefix). */
+  id: string
+  debs: {path: string; sha256: string}[]
+}
+
 export function desiredState(
   config: ClusterConfig,
   manifest: ReleaseManifest,
   secrets: ClusterSecrets,
   render: TemplateRenderer = createRenderer(),
+  offline?: OfflineSource,
 ): Resource[] {
   const ctx = componentContext(config, manifest, secrets, render)
   const all: Resource[] = []
@@ -81,7 +92,13 @@ export function desiredState(
     if (prev) prev.packages = [...prev.packages, ...r.packages.filter((p) => !prev.packages.some((q) => q.name === p.name))]
     else merged.set(r.host, {...r, packages: [...r.packages]})
   }
-  return [...merged.values(), ...rest]
+  const repos: Resource[] = offline
+    ? [...merged.values()].map((p) => {
+        p.offlineRepo = OFFLINE_REPO_DIR
+        return {kind: 'artifact' as const, host: p.host, component: p.component, name: 'debs', version: offline.id, dir: OFFLINE_REPO_DIR, files: offline.debs}
+      })
+    : []
+  return [...repos, ...merged.values(), ...rest]
 }
 
 function containerize(config: ClusterConfig, manifest: ReleaseManifest, name: ComponentName, resources: Resource[]): Resource[] {

@@ -7,6 +7,7 @@ import type {HostFacts} from './facts.js'
 import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
 import type {ContainerSpec, FileResource, Resource} from './resources.js'
 import {artifactSums, resourceKey} from './resources.js'
+import {installPackagesOffline} from './offline.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
@@ -69,7 +70,8 @@ export function planChanges(
   let unchanged = 0
   // Packages, networks and images first (they wait for nothing), then components in
   // dependency order, each component's resources in the order the component lists them.
-  const rank = (r: Resource) => (r.kind === 'packages' || r.kind === 'network' || r.kind === 'image' ? -1 : componentOrder.indexOf(r.component))
+  const rank = (r: Resource) =>
+    r.kind === 'artifact' && r.name === 'debs' ? -2 : r.kind === 'packages' || r.kind === 'network' || r.kind === 'image' ? -1 : componentOrder.indexOf(r.component)
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
   const installsOn = new Set<string>()
@@ -97,9 +99,9 @@ export function planChanges(
         steps.push({
           ...base,
           action: 'install',
-          what: `install ${names.join(' ')}`,
+          what: `install ${names.join(' ')}${r.offlineRepo ? ' from the bundle' : ''}`,
           why: 'not installed',
-          run: {type: 'exec', commands: installPackages(names)},
+          run: {type: 'exec', commands: r.offlineRepo ? installPackagesOffline(r.offlineRepo, names) : installPackages(names)},
         })
         break
       }

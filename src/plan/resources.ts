@@ -29,6 +29,8 @@ interface Base {
 export interface PackagesResource extends Base {
   kind: 'packages'
   packages: PinnedPackage[]
+  /** Install from this uploaded bundle repository (offline) instead of the host's apt sources. */
+  offlineRepo?: string
 }
 
 export interface FileResource extends Base {
