@@ -27,6 +27,8 @@ export interface SandboxResult {
   secretsFile: string
   network: string
   hosts: SandboxHost[]
+  /** Paths mounted as a tmpfs of their own in every host. */
+  drives: string[]
   engine: string
 }
 
@@ -40,8 +42,13 @@ export interface SandboxCreateOptions {
   mirror?: string
   /** Make the network internal: hosts can reach each other and this machine, nothing else. */
   internal?: boolean
+  /** Paths that get a tmpfs of their own in every host: data drives (MinIO refuses several drives on one filesystem). */
+  drives?: string[]
   io: IoHost
 }
+
+/** Each sandbox drive is a small tmpfs: room for tests, not for data. */
+export const SANDBOX_DRIVE_SIZE = '256m'
 
 export function sandboxNames(name: string) {
   return {network: `${SANDBOX_PREFIX}-${name}`, container: (i: number) => `${SANDBOX_PREFIX}-${name}-h${i}`}
@@ -51,6 +58,7 @@ export function sandboxNames(name: string) {
 export async function createSandbox(opts: SandboxCreateOptions): Promise<SandboxResult> {
   if (!/^[a-z][a-z0-9-]{0,20}$/.test(opts.name)) throw new UserError(`bad sandbox name ${JSON.stringify(opts.name)}`, ['Use lower-case letters, digits and dashes.'])
   if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 9) throw new UserError('--hosts must be 1 to 9')
+  const drives = checkDrives(opts.drives ?? [])
   const {docker, where} = localEngine()
   const names = sandboxNames(opts.name)
   const existing = await docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABEL}=${opts.name}`]})})
@@ -96,7 +104,11 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
         Hostname: `h${i}`,
         Image: image,
         Labels: {[LABEL]: opts.name},
-        HostConfig: {NetworkMode: names.network, Binds: [`${keyFile}.pub:/root/.ssh/authorized_keys:ro`, `${keyFile}.pub:/home/imctl/.ssh/authorized_keys:ro`]},
+        HostConfig: {
+          NetworkMode: names.network,
+          Binds: [`${keyFile}.pub:/root/.ssh/authorized_keys:ro`, `${keyFile}.pub:/home/imctl/.ssh/authorized_keys:ro`],
+          ...(drives.length ? {Tmpfs: Object.fromEntries(drives.map((d) => [d, `size=${SANDBOX_DRIVE_SIZE},mode=0755`]))} : {}),
+        },
       })
       await c.start()
       await waitBooted(c, names.container(i))
@@ -138,8 +150,21 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
     secretsFile: init.secretsFile,
     network: names.network,
     hosts: hosts.map(({hostKey: _k, ...h}) => h),
+    drives,
     engine: where,
   }
+}
+
+/** Drive paths: absolute, plain (they go into a mount option list), distinct, never a system directory. */
+export function checkDrives(drives: string[]): string[] {
+  const out = drives.map((d) => d.trim().replace(/\/+$/, '')).filter(Boolean)
+  for (const d of out) {
+    if (!/^(\/[A-Za-z0-9._-]+)+$/.test(d) || d.split('/').some((p) => p === '.' || p === '..')) throw new UserError(`bad drive path ${JSON.stringify(d)}`, ['Use absolute paths of letters, digits, dots, dashes and underscores, e.g. --drives /srv/minio/d1,/srv/minio/d2.'])
+    if (/^\/(bin|boot|dev|etc|lib|lib64|proc|root|run|sbin|sys|tmp|usr)(\/|$)/.test(d) || d === '/var' || d === '/home') throw new UserError(`drive path ${d} would hide a system directory of the host`, ['Use a path of its own, e.g. /srv/minio/d1.'])
+  }
+  const dup = out.find((d, i) => out.indexOf(d) !== i)
+  if (dup) throw new UserError(`drive path ${dup} is given twice`)
+  return out
 }
 
 export interface SandboxDestroyResult {
