@@ -58,6 +58,23 @@ export interface HostFacts {
   users: Record<string, boolean>
   /** path → what is there (type, owner, group, mode), or null when nothing is. */
   paths: Record<string, PathFact | null>
+  /** path → the filesystem it is on (its mount point and type), or null when the path does not exist. */
+  mounts: Record<string, MountFact | null>
+  /** MinIO as its admin API sees it; absent when MinIO is not running here or did not answer. */
+  minio?: MinioFacts
+}
+
+export interface MountFact {
+  /** The mount point of the filesystem holding the path (the path itself when it is its own filesystem). */
+  target: string
+  fstype: string
+}
+
+export interface MinioFacts {
+  buckets: string[]
+  users: Record<string, {policies: string[]; enabled: boolean; secretWorks: boolean}>
+  /** Policy name → its document as MinIO stores it, in a canonical form (see canonicalPolicy). */
+  policies: Record<string, string>
 }
 
 export interface PathFact {
@@ -68,5 +85,5 @@ export interface PathFact {
 }
 
 export function emptyFacts(host: string): HostFacts {
-  return {host, packages: {}, files: {}, services: {}, pendingRestarts: [], pg: null, xmppAccounts: {}, users: {}, paths: {}}
+  return {host, packages: {}, files: {}, services: {}, pendingRestarts: [], pg: null, xmppAccounts: {}, users: {}, paths: {}, mounts: {}}
 }

@@ -1,4 +1,5 @@
 import {openEjabberdApi} from '../components/ejabberd/api.js'
+import {minioStateQuery, parseMinioState} from '../components/minio/mc.js'
 import {RemoteError} from '../errors.js'
 import type {ComponentName} from '../config/model.js'
 import type {EngineConnection} from '../transport/engine.js'
@@ -7,8 +8,10 @@ import type {HostConnection} from '../transport/types.js'
 import {emptyFacts, type EngineFacts, type HostFacts} from './facts.js'
 import {
   filesQuery,
+  mountsQuery,
   packagesQuery,
   parseFiles,
+  parseMounts,
   parsePackages,
   parsePgCatalog,
   parsePaths,
@@ -65,6 +68,18 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[], c
     }
   }
 
+  // MinIO's buckets and users, through mc on the host that manages them, once MinIO runs there.
+  const minio = mine.flatMap((r) => (r.kind === 'minio-bucket' || r.kind === 'minio-user' ? [r] : []))
+  if (minio.length && running('minio')) {
+    const users = minio.flatMap((r) => (r.kind === 'minio-user' ? [{user: r.user, secret: r.secret}] : []))
+    const policies = minio.flatMap((r) => (r.kind === 'minio-user' ? [r.policy] : []))
+    try {
+      facts.minio = parseMinioState((await conn.exec(minioStateQuery(minio[0]!.mc, policies, users))).stdout)
+    } catch {
+      // Not answering (no quorum yet): planned steps will say so.
+    }
+  }
+
   for (const r of mine) {
     if (r.kind !== 'xmpp-account' || !running(r.component)) continue
     try {
@@ -88,11 +103,13 @@ async function gatherSystem(conn: HostConnection, mine: Resource[], facts: HostF
   const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : [])))]
   const users = mine.flatMap((r) => (r.kind === 'system-user' ? [r.user] : []))
   const paths = mine.flatMap((r) => (r.kind === 'directory' ? [r.path] : r.kind === 'once' ? [r.marker] : []))
+  const mounts = mine.flatMap((r) => (r.kind === 'mount' ? [r.path] : []))
   // An artifact is complete when its SHA256SUMS (written last) is what the release lists.
   files.push(...mine.flatMap((r) => (r.kind === 'artifact' ? [`${r.dir}/SHA256SUMS`] : [])))
   await Promise.all([
     users.length ? conn.exec(usersQuery(users)).then((r) => (facts.users = parseUsers(r.stdout, users))) : undefined,
     paths.length ? conn.exec(pathsQuery(paths)).then((r) => (facts.paths = parsePaths(r.stdout))) : undefined,
+    mounts.length ? conn.exec(mountsQuery(mounts)).then((r) => (facts.mounts = parseMounts(r.stdout))) : undefined,
     packages.length ? conn.exec(packagesQuery(packages)).then((r) => (facts.packages = parsePackages(r.stdout, packages))) : undefined,
     files.length ? conn.exec(filesQuery(files)).then((r) => (facts.files = parseFiles(r.stdout))) : undefined,
     units.length ? conn.exec(servicesQuery(units)).then((r) => (facts.services = parseServices(r.stdout))) : undefined,

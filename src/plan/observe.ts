@@ -1,6 +1,6 @@
 import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
-import type {FileFact, PathFact, PgFacts, ServiceFact} from './facts.js'
+import type {FileFact, MountFact, PathFact, PgFacts, ServiceFact} from './facts.js'
 
 /** Where imctl keeps its own state on a host. */
 export const STATE_DIR = '/var/lib/imctl'
@@ -51,6 +51,14 @@ export function pathsQuery(paths: string[]): RemoteCommand {
     argv: shScript('for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\0%s\\0" "$p" "$(stat -c "%F|%U|%G|%a" "$p")"; else printf "%s\\0-\\0" "$p"; fi; done', paths),
     description: `check ${paths.join(', ')}`,
     root: true,
+  }
+}
+
+/** The filesystem holding each path: its mount point and type (`-` when the path does not exist). */
+export function mountsQuery(paths: string[]): RemoteCommand {
+  return {
+    argv: shScript('for p; do if [ -e "$p" ]; then printf "%s\\0%s\\0" "$p" "$(findmnt -n -r -o TARGET,FSTYPE --target "$p" | head -n 1)"; else printf "%s\\0-\\0" "$p"; fi; done', paths),
+    description: `check which filesystem holds ${paths.join(', ')}`,
   }
 }
 
@@ -155,6 +163,22 @@ export function parsePgCatalog(stdout: string): Omit<PgFacts, 'tables'> {
 export function parseUsers(stdout: string, users: string[]): Record<string, boolean> {
   const found = new Set(stdout.split('\n').map((l) => l.split(':')[0]))
   return Object.fromEntries(users.map((u) => [u, found.has(u)]))
+}
+
+export function parseMounts(stdout: string): Record<string, MountFact | null> {
+  const parts = stdout.split('\0')
+  const out: Record<string, MountFact | null> = {}
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const meta = parts[i + 1]!.trim()
+    if (meta === '-' || !meta) {
+      out[parts[i]!] = null
+      continue
+    }
+    // findmnt -r writes a space inside a field as \x20.
+    const [target = '', fstype = ''] = meta.split(' ').map((f) => f.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))))
+    out[parts[i]!] = {target, fstype}
+  }
+  return out
 }
 
 export function parsePaths(stdout: string): Record<string, PathFact | null> {

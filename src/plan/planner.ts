@@ -1,4 +1,5 @@
 import {createTwoFilesPatch} from 'diff'
+import {attachPolicy, canonicalPolicy, detachPolicy, makeBucket, putPolicy, putUser, waitWritable} from '../components/minio/mc.js'
 import type {ComponentName} from '../config/model.js'
 import {versionMatches} from '../config/manifest.js'
 import type {RemoteCommand} from '../transport/command.js'
@@ -169,6 +170,61 @@ export function planChanges(
           break
         }
         steps.push({...base, after: r.after, action: 'run', what: r.what, why: `${r.marker} does not exist`, run: {type: 'exec', commands: [r.command]}})
+        break
+      }
+      case 'mount': {
+        const now = f.mounts[r.path] ?? null
+        if (now && now.target.replace(/\/+$/, '') === r.path.replace(/\/+$/, '')) {
+          unchanged++
+          break
+        }
+        const is = now ? `it is on the ${now.fstype} filesystem mounted at ${now.target}` : 'it does not exist'
+        blockers.push(`${r.host}: ${r.path} is not a filesystem of its own (${is}): ${r.why}. Mount a disk there (listed in /etc/fstab), then run install again`)
+        break
+      }
+      case 'minio-bucket': {
+        if (f.minio?.buckets.includes(r.bucket)) {
+          unchanged++
+          break
+        }
+        steps.push({...base, action: 'create', what: `create bucket ${r.bucket}`, why: f.minio ? 'does not exist' : 'MinIO is not answering yet', run: {type: 'exec', commands: [waitWritable(r.mc), makeBucket(r.mc, r.bucket)]}})
+        break
+      }
+      case 'minio-user': {
+        const m = f.minio
+        const u = m?.users[r.user]
+        const extra = u?.policies.filter((p) => p !== r.policy) ?? []
+        const problems = !m
+          ? ['MinIO is not answering yet']
+          : !u
+            ? ['does not exist']
+            : [
+                ...(m.policies[r.policy] === undefined ? [`policy ${r.policy} does not exist`] : m.policies[r.policy] !== canonicalPolicy(r.policyDocument) ? [`policy ${r.policy} differs`] : []),
+                ...(u.policies.includes(r.policy) ? [] : [`policy ${r.policy} is not attached`]),
+                ...(extra.length ? [`it also has ${extra.join(', ')}`] : []),
+                ...(u.enabled ? [] : ['it is disabled']),
+                ...(u.enabled && !u.secretWorks ? ['its secret key does not work'] : []),
+              ]
+        if (!problems.length) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: u ? 'update' : 'create',
+          what: `set MinIO user ${r.user} (${r.rights})`,
+          why: problems.join('; '),
+          run: {
+            type: 'exec',
+            commands: [
+              waitWritable(r.mc),
+              putPolicy(r.mc, r.policy, r.policyDocument),
+              putUser(r.mc, r.user, r.secret),
+              attachPolicy(r.mc, r.policy, r.user),
+              ...extra.map((p) => detachPolicy(r.mc, p, r.user)),
+            ],
+          },
+        })
         break
       }
       case 'service': {

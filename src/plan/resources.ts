@@ -19,6 +19,9 @@ export type Resource =
   | DirectoryResource
   | ArtifactResource
   | OnceResource
+  | MountResource
+  | MinioBucketResource
+  | MinioUserResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -159,6 +162,42 @@ export interface OnceResource extends Base {
   after: ComponentName[]
 }
 
+/** A path that must be a filesystem of its own (a data drive); the plan is blocked while it is not. */
+export interface MountResource extends Base {
+  kind: 'mount'
+  path: string
+  /** Why it must be its own filesystem, for the blocker's message. */
+  why: string
+}
+
+/** How imctl reaches MinIO on a host: its `mc` client with an alias config of its own (root credentials, 0600). */
+export interface McClient {
+  bin: string
+  configDir: string
+  alias: string
+  /** The S3 endpoint the alias points at, e.g. http://10.0.0.11:9000. */
+  url: string
+}
+
+export interface MinioBucketResource extends Base {
+  kind: 'minio-bucket'
+  bucket: string
+  mc: McClient
+}
+
+/** A MinIO user with exactly one policy attached: its own, held here as a JSON document. */
+export interface MinioUserResource extends Base {
+  kind: 'minio-user'
+  user: string
+  /** Its secret key: reaches the host on stdin only. */
+  secret: string
+  policy: string
+  policyDocument: string
+  /** What the policy allows, in words, for plans. */
+  rights: string
+  mc: McClient
+}
+
 export interface ContainerRunningResource extends Base {
   kind: 'container-running'
   name: string
@@ -214,6 +253,12 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:artifact:${r.name}-${r.version}`
     case 'once':
       return `${r.host}:once:${r.name}`
+    case 'mount':
+      return `${r.host}:mount:${r.path}`
+    case 'minio-bucket':
+      return `${r.host}:minio-bucket:${r.bucket}`
+    case 'minio-user':
+      return `${r.host}:minio-user:${r.user}`
   }
 }
 
