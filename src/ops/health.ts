@@ -8,6 +8,7 @@ import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
 import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
 import {kafkaHealthChecks} from '../components/kafka/health.js'
+import {minioHealthChecks} from '../components/minio/health.js'
 import {endpointFor} from '../plan/desired.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
@@ -185,6 +186,7 @@ export interface HealthContext {
 /** Checks beyond the units' states, per optional component; each runs in parallel with the rest. */
 const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Promise<HealthCheck | HealthCheck[]>[]>> = {
   kafka: kafkaHealthChecks,
+  minio: minioHealthChecks,
 }
 
 /** Two throwaway users log in over WebSocket; one sends, the other receives; both are removed. */
