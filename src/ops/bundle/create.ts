@@ -2,13 +2,13 @@ import {existsSync, readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {loadManifest, type ReleaseManifest} from '../../config/manifest.js'
 import {UserError} from '../../errors.js'
+import {ensureArtifacts, type LocalArtifact} from '../artifacts.js'
 import type {IoHost} from '../../io.js'
 import {manifestsDir as defaultManifestsDir, packageRoot} from '../../paths.js'
 import {localEngine} from '../../sandbox/engine.js'
 import {aptMirror} from '../../transport/engine-images.js'
 import {aptSourceLines, buildDebRepository, CLOSURE, rootPackages} from './debs.js'
 import {artifactGroupPath, BUNDLE_FORMAT, DEBS_GROUP, groupSizes, isSafeRelativePath, type BundledPackage, type BundleGroup, type BundleManifest} from './format.js'
-import type {BundledArtifact} from './open.js'
 import {localGroup, writeBundle, type GroupSource} from './write.js'
 
 export const SUPPORTED_OS = ['debian-12']
@@ -41,11 +41,6 @@ export interface BundleCreateResult {
   images: never[]
   seconds: {artifacts: number; debs: number; write: number; total: number}
 }
-
-/** What src/ops/artifacts.ts offers: made (or cached) artifacts with every file's sha256 and size. */
-type EnsureArtifacts = (manifest: ReleaseManifest, names: string[], io: IoHost) => Promise<Map<string, BundledArtifact> | BundledArtifact[]>
-// Loaded by name: src/ops/artifacts.ts is being written alongside and lands in its own commit.
-const ARTIFACTS_MODULE: string = '../artifacts.js'
 
 /** `imctl bundle create`: every byte a release needs on hosts, in one tar, written atomically. */
 export async function createBundle(opts: BundleCreateOptions): Promise<BundleCreateResult> {
@@ -105,18 +100,17 @@ export async function createBundle(opts: BundleCreateOptions): Promise<BundleCre
   }
 }
 
-/** The manifest's artifacts, made or taken from the cache by src/ops/artifacts.ts. */
-async function ensureReleaseArtifacts(manifest: ReleaseManifest, io: IoHost): Promise<BundledArtifact[]> {
-  const names = Object.keys((manifest as {artifacts?: Record<string, unknown>}).artifacts ?? {}).sort()
+/** The manifest's artifacts, made or taken from the artifact cache (src/ops/artifacts.ts), sorted by name. */
+async function ensureReleaseArtifacts(manifest: ReleaseManifest, io: IoHost): Promise<LocalArtifact[]> {
+  const names = Object.keys(manifest.artifacts ?? {}).sort()
   if (!names.length) return []
-  const {ensureArtifacts} = (await import(ARTIFACTS_MODULE)) as {ensureArtifacts: EnsureArtifacts}
-  const got = await ensureArtifacts(manifest, names, io)
-  const list = Array.isArray(got) ? got : [...got.values()]
+  const list = await ensureArtifacts(manifest, names, io)
   for (const a of list) {
+    // Their names become folder names in the bundle and on hosts.
     const bad = a.files.find((f) => !isSafeRelativePath(f.path))
     if (bad || !/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(`${a.name}-${a.version}`)) throw new Error(`bug: artifact ${a.name} ${a.version} has a bad name or file path ${bad?.path ?? ''}`)
   }
-  return list.sort((x, y) => (x.name < y.name ? -1 : 1))
+  return list
 }
 
 /** This machine's bookworm-security source, else `<mirror>-security` for a mirror laid out like Debian's. */

@@ -43,10 +43,9 @@ export interface RootPackage extends PinnedPackage {
   for: string
 }
 
-/** The manifest's `hostPackages`: packages imctl needs on hosts for components without Debian packages. */
+/** The manifest's `hostPackages` (packages imctl needs on hosts for components without Debian packages), checked. */
 export function hostPackages(manifest: ReleaseManifest): PinnedPackage[] {
-  const raw = (manifest as ReleaseManifest & {hostPackages?: unknown}).hostPackages
-  if (raw === undefined || raw === null) return []
+  const raw: unknown = manifest.hostPackages ?? []
   const ok = Array.isArray(raw) && raw.every((p) => typeof p?.name === 'string' && p.name && typeof p.version === 'string' && p.version)
   if (!ok) throw new Error(`bug: manifest ${manifest.release}: hostPackages must be a list of {name, version}`)
   return raw as PinnedPackage[]
