@@ -58,11 +58,11 @@ export interface Sandbox {
   destroy(): Promise<void>
 }
 
-export async function createSandbox(name: string, hosts = 3): Promise<Sandbox> {
+export async function createSandbox(name: string, hosts = 3, extraArgs: string[] = []): Promise<Sandbox> {
   const dir = mkdtempSync(join(tmpdir(), `imctl-e2e-${name}-`))
   // A previous run that died may have left this sandbox behind.
   await imctl(['sandbox', 'destroy', '--name', name, '--json'])
-  const run = await imctl(['sandbox', 'create', '--name', name, '--hosts', String(hosts), '--dir', dir, '--json'])
+  const run = await imctl(['sandbox', 'create', '--name', name, '--hosts', String(hosts), '--dir', dir, '--json', ...extraArgs])
   if (run.exitCode !== 0) throw new Error(`sandbox create failed: ${run.stdout}\n${run.stderr}`)
   const result = run.json.result
   const secretsDoc = parse(readFileSync(result.secretsFile, 'utf8')) as Record<string, Record<string, string>>
