@@ -17,6 +17,8 @@ export interface StepOutcome {
   what: string
   status: 'changed' | 'failed' | 'skipped'
   error?: string
+  /** How long the step ran (0 when skipped). */
+  ms: number
 }
 
 export interface ApplyResult {
@@ -79,24 +81,25 @@ export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, 
           }
         }
         if (stopped) {
-          outcomes.push({...base, status: 'skipped', error: stopped})
+          outcomes.push({...base, status: 'skipped', error: stopped, ms: 0})
           io.notify({type: 'step-done', host, stepId: step.id, what: step.what, status: 'skipped', error: stopped})
           finish(step.component, false)
           continue
         }
         io.notify({type: 'step-start', host, stepId: step.id, what: step.what})
         touched.add(host)
+        const t0 = Date.now()
         try {
           await runStep(step, conns, opts)
           if (step.run.type === 'pipe') touched.add(step.run.target.host)
           changed++
-          outcomes.push({...base, status: 'changed'})
+          outcomes.push({...base, status: 'changed', ms: Date.now() - t0})
           io.notify({type: 'step-done', host, stepId: step.id, what: step.what, status: 'changed'})
           finish(step.component, true)
         } catch (e) {
           const error = (e as Error).message
           stopped = `an earlier step on ${host} failed`
-          outcomes.push({...base, status: 'failed', error})
+          outcomes.push({...base, status: 'failed', error, ms: Date.now() - t0})
           io.notify({type: 'step-done', host, stepId: step.id, what: step.what, status: 'failed', error})
           finish(step.component, false)
         }
