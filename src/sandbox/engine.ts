@@ -15,6 +15,19 @@ export function localEngine(): {docker: Docker; where: string} {
   ])
 }
 
+/** The local engine, checked to answer: a socket file left by a stopped engine is a user's fix, not a crash. */
+export async function reachableLocalEngine(): Promise<{docker: Docker; where: string}> {
+  const engine = localEngine()
+  try {
+    await engine.docker.ping()
+  } catch (e) {
+    throw new UserError(`the container engine API at ${engine.where} does not answer (${(e as Error).message})`, [
+      'Run scripts/host-prereqs.sh (starts podman\'s API), or `systemctl start podman.socket`, or start Docker.',
+    ])
+  }
+  return engine
+}
+
 /** Runs a command in a container and returns its stdout (demultiplexed), throwing on a non-zero exit. */
 export async function containerExec(container: Docker.Container, cmd: string[]): Promise<string> {
   const exec = await container.exec({Cmd: cmd, AttachStdout: true, AttachStderr: true})

@@ -9,7 +9,7 @@ import type {IoHost} from '../io.js'
 import {schemaFile, templatesDir} from '../paths.js'
 import {endpointName} from '../transport/known-hosts.js'
 import {buildImage, ensureBaseImage, imageExists} from '../transport/engine-images.js'
-import {containerExec, localEngine} from './engine.js'
+import {containerExec, reachableLocalEngine} from './engine.js'
 
 export const SANDBOX_PREFIX = 'imctl-sbx'
 const LABEL = 'io.imctl.sandbox'
@@ -59,7 +59,7 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
   if (!/^[a-z][a-z0-9-]{0,20}$/.test(opts.name)) throw new UserError(`bad sandbox name ${JSON.stringify(opts.name)}`, ['Use lower-case letters, digits and dashes.'])
   if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 9) throw new UserError('--hosts must be 1 to 9')
   const drives = checkDrives(opts.drives ?? [])
-  const {docker, where} = localEngine()
+  const {docker, where} = await reachableLocalEngine()
   const names = sandboxNames(opts.name)
   const existing = await docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABEL}=${opts.name}`]})})
   if (existing.length) {
@@ -176,7 +176,7 @@ export interface SandboxDestroyResult {
 
 /** Removes the sandbox's containers, network and files. Removing what is already gone is success. */
 export async function destroySandbox(name: string, dir: string | undefined): Promise<SandboxDestroyResult> {
-  const {docker} = localEngine()
+  const {docker} = await reachableLocalEngine()
   const names = sandboxNames(name)
   const list = await docker.listContainers({all: true, filters: JSON.stringify({label: [`${LABEL}=${name}`]})})
   await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({force: true, v: true})))

@@ -5,7 +5,7 @@ import {UserError} from '../../errors.js'
 import {ensureArtifacts, type LocalArtifact} from '../artifacts.js'
 import type {IoHost} from '../../io.js'
 import {manifestsDir as defaultManifestsDir, packageRoot} from '../../paths.js'
-import {localEngine} from '../../sandbox/engine.js'
+import {reachableLocalEngine} from '../../sandbox/engine.js'
 import {aptMirror} from '../../transport/engine-images.js'
 import {aptSourceLines, buildDebRepository, CLOSURE, rootPackages} from './debs.js'
 import {artifactGroupPath, BUNDLE_FORMAT, DEBS_GROUP, groupSizes, isSafeRelativePath, type BundledPackage, type BundleGroup, type BundleManifest} from './format.js'
@@ -59,7 +59,7 @@ export async function createBundle(opts: BundleCreateOptions): Promise<BundleCre
   const mirror = opts.mirror ?? aptMirror()
   const securityMirror = opts.securityMirror === undefined ? defaultSecurityMirror(mirror) : opts.securityMirror
   if (!securityMirror) io.notify({type: 'warning', message: 'no Debian security mirror: the bundle carries bookworm and bookworm-updates only'})
-  const {docker} = localEngine()
+  const {docker} = await reachableLocalEngine()
   const repo = await buildDebRepository({docker, roots: rootPackages(manifest), sources: aptSourceLines(mirror, securityMirror), io})
   try {
     const debsDone = Date.now()
