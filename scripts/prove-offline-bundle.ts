@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   await timed('openBundle again (stamp reused)', () => openBundle(bundle, io, {cacheDir}))
 
   // 4. a host with no route out
-  imctl(['sandbox', 'destroy', '--name', flags.name!])
+  imctl(['sandbox', 'destroy', '--name', flags.name!, '--dir', sandboxDir])
   const sb = await timed('sandbox create --offline (1 host)', () => imctl(['sandbox', 'create', '--name', flags.name!, '--hosts', '1', '--offline', '--dir', sandboxDir]))
   if (sb.status !== 0) fail(`sandbox create: ${JSON.stringify(sb.json.error)}`)
   const host: string = sb.json.result.hosts[0].container
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
     facts.services = active
     facts.java = java
   } finally {
-    if (!flags.keep) imctl(['sandbox', 'destroy', '--name', flags.name!])
+    if (!flags.keep) imctl(['sandbox', 'destroy', '--name', flags.name!, '--dir', sandboxDir])
   }
 
   // 6. the least a Debian 12 host can be: debootstrap's minbase, with no network interface at all
