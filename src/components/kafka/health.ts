@@ -1,10 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {connect, type Socket} from 'node:net'
-import {Kafka, logLevel} from 'kafkajs'
 import type {HealthCheck, HealthContext} from '../../ops/health.js'
-import type {Tunnel} from '../../transport/types.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
-import {hostForUrl, IMCTL_USER, kafkaHome, kafkaNodes} from './index.js'
+import {openKafka} from './client.js'
+import {hostForUrl, kafkaHome, kafkaNodes} from './index.js'
 
 /** imctl's own topic for the produce/consume probe. */
 export const HEALTH_TOPIC = 'imctl.health'
@@ -48,40 +46,27 @@ export function parseQuorumStatus(stdout: string): QuorumStatus {
 export function kafkaHealthChecks(ctx: HealthContext): Promise<HealthCheck | HealthCheck[]>[] {
   const {model, conns} = ctx
   const placement = model.config.components.kafka!
-  const secrets = model.secrets.kafka!
   const nodes = kafkaNodes(model.config)
   const home = kafkaHome(model.manifest.artifacts!.kafka!.version)
   const first = nodes[0]!.host
 
   const session = (async () => {
-    const tunnels = new Map<string, Tunnel>()
-    await Promise.all(
-      nodes.map(async (n) => {
-        tunnels.set(`${hostForUrl(n.address)}:${placement.port}`, await conns.get(n.host)!.tunnel(n.address, placement.port))
-      }),
-    )
-    const kafka = new Kafka({
-      clientId: 'imctl-health',
-      brokers: [...tunnels.keys()],
-      sasl: {mechanism: 'scram-sha-512', username: IMCTL_USER, password: secrets.imctl_password},
-      logLevel: logLevel.NOTHING,
-      connectionTimeout: 5000,
-      requestTimeout: 15000,
-      retry: {retries: 4, initialRetryTime: 300},
-      // Brokers advertise their cluster addresses; each is reached through its host's tunnel.
-      socketFactory: ({host, port, onConnect}) => {
-        const t = tunnels.get(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`)
-        const socket: Socket = connect({host: '127.0.0.1', port: t ? t.port : 1}, onConnect)
-        socket.setKeepAlive(true, 60_000)
-        return socket
+    const client = await openKafka(model, conns, 'imctl-health')
+    const admin = client.kafka.admin()
+    try {
+      await admin.connect()
+    } catch (e) {
+      await client.close()
+      throw e
+    }
+    return {
+      kafka: client.kafka,
+      admin,
+      close: async () => {
+        await admin.disconnect().catch(() => {})
+        await client.close()
       },
-    })
-    const admin = kafka.admin()
-    await admin.connect()
-    return {kafka, admin, close: async () => {
-      await admin.disconnect().catch(() => {})
-      await Promise.allSettled([...tunnels.values()].map((t) => t.close()))
-    }}
+    }
   })()
   session.catch(() => {}) // each check reports the failure itself
   const brokers = session.then(({admin}) => admin.describeCluster())
