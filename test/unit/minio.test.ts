@@ -4,7 +4,7 @@ import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
-import {bucketPolicy, canonicalPolicy, makeBucket, minioStateQuery, parseMinioState, putPolicy, putUser, waitWritable, attachPolicy, detachPolicy} from '../../src/components/minio/mc.js'
+import {attachPolicy, bucketPolicy, canonicalPolicy, detachPolicy, makeBucket, minioStateQuery, parseMinioState, putPolicy, putUser, waitNodeServes, waitWritable} from '../../src/components/minio/mc.js'
 import {mcConfig, minioAdmin, minioVolumes} from '../../src/components/minio/index.js'
 import {COMPONENTS, component} from '../../src/components/registry.js'
 import {loadManifest} from '../../src/config/manifest.js'
@@ -226,6 +226,22 @@ describe('MinIO: mc commands, by exact output', () => {
     })
   })
 
+  it('after a node starts, waits until it serves with the others, asking anonymously with a throwaway mc config', () => {
+    assert.deepEqual(waitNodeServes(`${HOME}/mc`, 'http://10.0.0.2:9000', 300), {
+      argv: [
+        'sh',
+        '-c',
+        'd=$(mktemp -d) || exit 1; MC_HOST_node="$2" timeout "$3" "$1" --config-dir "$d" ready --json node >/dev/null; rc=$?; rm -rf "$d"; [ "$rc" = 0 ] && exit 0; ' +
+          'echo "MinIO at $2 does not serve after $3 s (the node is down, or the cluster has no write quorum): see journalctl -u imctl-minio on every MinIO host" >&2; exit 1',
+        'sh',
+        `${HOME}/mc`,
+        'http://10.0.0.2:9000',
+        '300',
+      ],
+      description: 'wait until MinIO at http://10.0.0.2:9000 is up and the cluster accepts writes (at most 300 s)',
+    })
+  })
+
   it('creates buckets idempotently and policies from stdin', () => {
     assert.deepEqual(makeBucket(MC, 'media').argv, SH('mc mb --ignore-existing "$1/$2" >/dev/null', ['imctl', 'media']))
     const p = putPolicy(MC, 'imctl-backup', bucketPolicy('imctl-backups'))
@@ -391,6 +407,16 @@ describe('MinIO: planned changes', () => {
       'set MinIO user imctl-health (read, write, list and delete in imctl-health only) — MinIO is not answering yet',
     ])
     assert.equal(minioWhats(p, 's2').length, 8)
+    // A node's (re)start is done once it serves with the others.
+    const restart = p.steps.find((s) => s.id === 's2:service:imctl-minio')!
+    assert.ok(restart.run.type === 'exec')
+    assert.deepEqual(restart.run.commands.map((c) => c.description), [
+      'enable imctl-minio at boot',
+      'restart imctl-minio',
+      'check that imctl-minio is running',
+      'wait until MinIO at http://10.0.0.2:9000 is up and the cluster accepts writes (at most 300 s)',
+      'clear the pending restart of imctl-minio',
+    ])
     const user = p.steps.find((s) => s.id === 's1:minio-user:imctl-backup')!
     assert.ok(user.run.type === 'exec')
     assert.deepEqual(user.run.commands.map((c) => c.description), [

@@ -5,7 +5,7 @@ import type {ClusterConfig, MinioPlacement} from '../../config/model.js'
 import type {ClusterSecrets} from '../../config/secrets.js'
 import type {McClient, Resource} from '../../plan/resources.js'
 import type {Component} from '../types.js'
-import {bucketPolicy} from './mc.js'
+import {bucketPolicy, waitNodeServes} from './mc.js'
 
 export const MINIO_UNIT = 'imctl-minio'
 /** The service account MinIO runs as; it owns the drives. */
@@ -119,7 +119,8 @@ export const minio: Component = {
           notify: [MINIO_UNIT],
           daemonReload: true,
         },
-        {...base, kind: 'service', unit: MINIO_UNIT},
+        // All nodes start in parallel: a node's start is done once it serves with the others (write quorum).
+        {...base, kind: 'service', unit: MINIO_UNIT, ready: waitNodeServes(`${home}/mc`, `http://${urlHost(host.address)}:${placement.port}`)},
       ]
       if (i > 0) return node
       // Buckets and keys are cluster-wide: managed once, through mc on the first host.

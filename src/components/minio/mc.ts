@@ -30,6 +30,22 @@ export function waitWritable(mc: McClient, seconds = WRITABLE_TIMEOUT_S): Remote
   }
 }
 
+/**
+ * After a node (re)starts: waits (bounded) until that node answers MinIO's cluster
+ * health, i.e. it is up and the cluster has write quorum. mc asks anonymously, with
+ * a throwaway config dir, so it works on every MinIO host.
+ */
+export function waitNodeServes(bin: string, url: string, seconds = WRITABLE_TIMEOUT_S): RemoteCommand {
+  return {
+    argv: shScript(
+      'd=$(mktemp -d) || exit 1; MC_HOST_node="$2" timeout "$3" "$1" --config-dir "$d" ready --json node >/dev/null; rc=$?; rm -rf "$d"; [ "$rc" = 0 ] && exit 0; ' +
+        'echo "MinIO at $2 does not serve after $3 s (the node is down, or the cluster has no write quorum): see journalctl -u imctl-minio on every MinIO host" >&2; exit 1',
+      [bin, url, String(seconds)],
+    ),
+    description: `wait until MinIO at ${url} is up and the cluster accepts writes (at most ${seconds} s)`,
+  }
+}
+
 export function makeBucket(mc: McClient, bucket: string): RemoteCommand {
   return {argv: mcScript(mc, 'mc mb --ignore-existing "$1/$2" >/dev/null', [mc.alias, bucket]), root: true, description: `create bucket ${bucket}`}
 }
