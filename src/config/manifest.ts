@@ -8,6 +8,38 @@ export interface PinnedPackage {
   name: string
   /** A glob on Debian's version string, e.g. `15.*`. */
   version: string
+  /**
+   * The apt suite it comes from when not the OS's own (e.g. `bookworm-backports`), named in the
+   * manifest's `aptSuites`. Install adds that suite to the host and pins this package to it; the
+   * suite's other packages keep apt's default priority, so only what this package needs comes from it.
+   */
+  suite?: string
+}
+
+/** An apt suite beyond the OS's own: where hosts get it, as one deb822 sources entry. */
+export interface AptSuite {
+  uri: string
+  components: string[]
+  /** The keyring that signs it (Debian's own archive keyring for backports). */
+  signedBy: string
+}
+
+/**
+ * A change to a component's stored data that a release needs when reached by an upgrade, as data.
+ * `at-start`: the component makes it itself on its first start on the new version and imctl waits
+ * until `check` holds; `command`: imctl runs `argv` (as root) on the component's host once the new
+ * version runs, then waits for `check`. Either way the pre-upgrade backup is what undoes it.
+ */
+export interface Migration {
+  id: string
+  component: string
+  /** What changes, in words, for plans and reports. */
+  what: string
+  run: {type: 'at-start'} | {type: 'command'; argv: string[]}
+  /** Done once this query, run in `database` on the PostgreSQL host, prints `expect`. */
+  check: {database: string; sql: string; expect: string}
+  /** How long to wait for `check`, in seconds (default 120). */
+  timeout?: number
 }
 
 export interface ComponentRelease {
@@ -15,6 +47,8 @@ export interface ComponentRelease {
   packages: PinnedPackage[]
   /** Docker mode: a recipe under templates/ built on the engine from these packages. */
   image?: {build: string}
+  /** Version-specific settings the component's templates read (e.g. ejabberd's `update_sql_schema`). */
+  settings?: Record<string, string | number | boolean>
 }
 
 /** Something no Debian package has (Kafka's jars, MinIO's binaries), made on the machine running imctl by a recipe. */
@@ -41,6 +75,17 @@ export interface ReleaseManifest {
   /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka). */
   hostPackages?: PinnedPackage[]
   artifacts?: Record<string, ArtifactRelease>
+  /** Suites that packages name in `suite`. */
+  aptSuites?: Record<string, AptSuite>
+  /** Releases this one may be reached from directly by `imctl upgrade` (the stops of an upgrade path). */
+  upgradeFrom?: string[]
+  /** Data changes this release needs when reached by an upgrade. */
+  migrations?: Migration[]
+  /**
+   * A release this one differs from in a few entries only: its components, artifacts and suites are
+   * taken entry by entry unless this file names them; `upgradeFrom` and `migrations` are never inherited.
+   */
+  extends?: string
 }
 
 export function listReleases(dir = manifestsDir): string[] {
@@ -56,9 +101,49 @@ export function loadManifest(release: string, dir = manifestsDir): ReleaseManife
       `Use one of: ${listReleases(dir).join(', ')}.`,
     ])
   }
+  const data = readManifestFile(release, dir)
+  let full = data
+  if (data.extends) {
+    if (!listReleases(dir).includes(data.extends)) throw new Error(`bug: manifest ${release} extends ${data.extends}, which does not exist`)
+    const base = readManifestFile(data.extends, dir)
+    // One level only: a sibling names the release it differs from, never a chain.
+    if (base.extends) throw new Error(`bug: manifest ${release} extends ${data.extends}, which itself extends ${base.extends}`)
+    full = extendManifest(base, data)
+  }
+  checkManifest(full)
+  return full
+}
+
+function readManifestFile(release: string, dir: string): ReleaseManifest {
   const data = parse(readFileSync(join(dir, `${release}.yaml`), 'utf8')) as ReleaseManifest
   if (data.release !== release) throw new Error(`bug: manifest ${release} names itself ${data.release}`)
   return data
+}
+
+/** A sibling manifest over its base: entries it names replace the base's, entry by entry; the rest is the base's. */
+export function extendManifest(base: ReleaseManifest, own: ReleaseManifest): ReleaseManifest {
+  const {extends: _e, upgradeFrom, migrations, ...rest} = own
+  return {
+    release: own.release,
+    os: own.os ?? base.os,
+    components: {...base.components, ...rest.components},
+    ...(rest.hostPackages ?? base.hostPackages ? {hostPackages: rest.hostPackages ?? base.hostPackages} : {}),
+    ...(base.artifacts || rest.artifacts ? {artifacts: {...base.artifacts, ...rest.artifacts}} : {}),
+    ...(base.aptSuites || rest.aptSuites ? {aptSuites: {...base.aptSuites, ...rest.aptSuites}} : {}),
+    ...(upgradeFrom ? {upgradeFrom} : {}),
+    ...(migrations ? {migrations} : {}),
+  }
+}
+
+/** Manifests ship with the code: a package naming a suite the manifest does not define is a bug. */
+function checkManifest(m: ReleaseManifest): void {
+  const all = [...Object.values(m.components).flatMap((c) => c.packages), ...(m.hostPackages ?? [])]
+  for (const p of all) {
+    if (p.suite && !m.aptSuites?.[p.suite]) throw new Error(`bug: manifest ${m.release}: ${p.name} comes from suite ${p.suite}, which aptSuites does not define`)
+  }
+  for (const r of m.upgradeFrom ?? []) if (r === m.release) throw new Error(`bug: manifest ${m.release} lists itself in upgradeFrom`)
+  const ids = (m.migrations ?? []).map((x) => x.id)
+  if (new Set(ids).size !== ids.length) throw new Error(`bug: manifest ${m.release} lists a migration id twice`)
 }
 
 /** The manifest's entry for one artifact; a name the release does not have is the user's to fix. */
