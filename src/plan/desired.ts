@@ -11,6 +11,7 @@ import {UserError} from '../errors.js'
 import {templatesDir} from '../paths.js'
 import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
+import {aptSuiteFiles} from './apt-suites.js'
 import {configHash, containerSpec} from './container-spec.js'
 import type {ContainerResource, FileResource, PackagesResource, Resource} from './resources.js'
 
@@ -89,8 +90,17 @@ export function desiredState(
       continue
     }
     const prev = merged.get(r.host)
-    if (prev) prev.packages = [...prev.packages, ...r.packages.filter((p) => !prev.packages.some((q) => q.name === p.name))]
-    else merged.set(r.host, {...r, packages: [...r.packages]})
+    const owners = Object.fromEntries(r.packages.map((p) => [p.name, r.component]))
+    if (prev) {
+      const added = r.packages.filter((p) => !prev.packages.some((q) => q.name === p.name))
+      prev.packages = [...prev.packages, ...added]
+      prev.owners = {...Object.fromEntries(added.map((p) => [p.name, r.component])), ...prev.owners}
+    } else merged.set(r.host, {...r, packages: [...r.packages], owners})
+  }
+  // Packages from a suite beyond the OS's own: its sources entry and pin, written before apt runs.
+  for (const p of offline ? [] : merged.values()) {
+    const fromSuite = p.packages.find((x) => x.suite)
+    if (fromSuite) rest.push(...aptSuiteFiles(config.name, manifest, p.host, p.owners?.[fromSuite.name] ?? p.component, p.packages))
   }
   const repos: Resource[] = offline
     ? [...merged.values()].map((p) => {

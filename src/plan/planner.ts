@@ -1,7 +1,7 @@
 import {createTwoFilesPatch} from 'diff'
 import {attachPolicy, canonicalPolicy, detachPolicy, makeBucket, putPolicy, putUser, waitWritable} from '../components/minio/mc.js'
 import type {ComponentName} from '../config/model.js'
-import {versionMatches} from '../config/manifest.js'
+import {versionMatches, type PinnedPackage} from '../config/manifest.js'
 import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
 import type {HostFacts} from './facts.js'
@@ -32,7 +32,7 @@ export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
+  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
   what: string
   why: string
   diff?: string
@@ -59,7 +59,12 @@ export function planChanges(
   componentOrder: ComponentName[],
   dependsOn: (c: ComponentName) => ComponentName[],
   redact: (text: string) => string = (t) => t,
-  opts: {purgeData?: boolean; ready?: (c: ComponentName) => RemoteCommand} = {},
+  opts: {
+    purgeData?: boolean
+    ready?: (c: ComponentName) => RemoteCommand
+    /** `imctl upgrade`: an installed package off its pin is brought to it (a step), not a blocker. */
+    upgrade?: boolean
+  } = {},
 ): Plan {
   const recreated = new Set<string>()
   const readyCheck = (c: ComponentName): RemoteCommand => {
@@ -72,10 +77,18 @@ export function planChanges(
   // Packages, networks and images first (they wait for nothing), then components in
   // dependency order, each component's resources in the order the component lists them.
   const rank = (r: Resource) =>
-    r.kind === 'artifact' && r.name === 'debs' ? -2 : r.kind === 'packages' || r.kind === 'network' || r.kind === 'image' ? -1 : componentOrder.indexOf(r.component)
+    r.kind === 'file' && r.aptSource
+      ? -3
+      : r.kind === 'artifact' && r.name === 'debs'
+        ? -2
+        : r.kind === 'packages' || r.kind === 'network' || r.kind === 'image'
+          ? -1
+          : componentOrder.indexOf(r.component)
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
   const installsOn = new Set<string>()
+  /** `host:component` whose packages an upgrade changes: their services restart on the new version. */
+  const upgraded = new Set<string>()
 
   for (const r of sorted) {
     const f = facts[r.host]
@@ -85,11 +98,28 @@ export function planChanges(
     switch (r.kind) {
       case 'packages': {
         const missing = r.packages.filter((p) => !f.packages[p.name])
-        for (const p of r.packages) {
-          const v = f.packages[p.name]
-          if (v && !versionMatches(p.version, v)) {
-            blockers.push(`${r.host}: ${p.name} ${v} is installed but this release pins ${p.version}; an upgrade or downgrade is not an install (see \`imctl upgrade\`)`)
+        const off = r.packages.filter((p) => f.packages[p.name] && !versionMatches(p.version, f.packages[p.name]!))
+        if (opts.upgrade && !r.offlineRepo && (off.length || missing.length)) {
+          // One step per component, so an upgrade can take each component on its own.
+          const owner = (p: PinnedPackage) => r.owners?.[p.name] ?? r.component
+          for (const c of [...new Set([...off, ...missing].map(owner))]) {
+            const mine = [...off, ...missing].filter((p) => owner(p) === c)
+            for (const p of mine) if (!f.packages[p.name]) installsOn.add(r.host)
+            upgraded.add(`${r.host}:${c}`)
+            steps.push({
+              ...base,
+              id: `${id}:${c}`,
+              component: c,
+              action: 'upgrade',
+              what: `upgrade ${mine.map((p) => `${p.name} to ${p.version}${p.suite ? ` (${p.suite})` : ''}`).join(', ')}`,
+              why: mine.map((p) => `${p.name} ${f.packages[p.name] ?? 'is not installed'}${f.packages[p.name] ? ' is installed' : ''}`).join('; '),
+              run: {type: 'exec', commands: upgradePackages(mine)},
+            })
           }
+          break
+        }
+        for (const p of off) {
+          blockers.push(`${r.host}: ${p.name} ${f.packages[p.name]} is installed but this release pins ${p.version}; an upgrade or downgrade is not an install (see \`imctl upgrade\`)`)
         }
         if (!missing.length) {
           unchanged++
@@ -97,12 +127,17 @@ export function planChanges(
         }
         installsOn.add(r.host)
         const names = missing.map((p) => p.name)
+        const suites = new Map<string, string[]>()
+        for (const p of missing) if (p.suite) suites.set(p.suite, [...(suites.get(p.suite) ?? []), p.name])
         steps.push({
           ...base,
           action: 'install',
           what: `install ${names.join(' ')}${r.offlineRepo ? ' from the bundle' : ''}`,
           why: 'not installed',
-          run: {type: 'exec', commands: r.offlineRepo ? installPackagesOffline(r.offlineRepo, names) : installPackages(names)},
+          run: {
+            type: 'exec',
+            commands: r.offlineRepo ? installPackagesOffline(r.offlineRepo, names) : installPackages(missing.filter((p) => !p.suite).map((p) => p.name), [...suites]),
+          },
         })
         break
       }
@@ -234,12 +269,15 @@ export function planChanges(
         const changed = changedFilesFor.get(`${r.host}:${r.unit}`) ?? []
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
-        if (changed.length || pending || (installsOn.has(r.host) && s?.active !== false)) {
+        const newVersion = upgraded.has(`${r.host}:${r.component}`)
+        if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
             : pending
               ? 'a config change from an interrupted run is not live yet'
-              : 'freshly installed: start with the managed configuration'
+              : newVersion
+                ? 'upgraded: run the new version'
+                : 'freshly installed: start with the managed configuration'
           steps.push({...base, after, action: 'restart', what: `restart ${r.unit}`, why, run: {type: 'exec', commands: restartService(r.unit, enableUnit, r.ready)}})
         } else if (!s?.active) {
           steps.push({...base, after, action: 'start', what: `start ${r.unit}`, why: s?.loaded ? 'not running' : 'not installed yet', run: {type: 'exec', commands: restartService(r.unit, enableUnit, r.ready)}})
@@ -393,7 +431,7 @@ export function planChanges(
 
 // ---- action builders: commands that change a host, as data ----
 
-export function installPackages(names: string[]): RemoteCommand[] {
+export function installPackages(names: string[], suites: [suite: string, names: string[]][] = []): RemoteCommand[] {
   return [
     // Finish a dpkg run that an interrupted install left half-done; a no-op otherwise.
     // (retried while another dpkg, e.g. one left by a killed run, still holds the lock).
@@ -403,13 +441,58 @@ export function installPackages(names: string[]): RemoteCommand[] {
       description: 'finish any interrupted package configuration',
     },
     {argv: ['apt-get', 'update', '-qq', '-o', 'DPkg::Lock::Timeout=300'], root: true, description: 'refresh the package lists'},
-    {
-      argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', '-o', 'Dpkg::Options::=--force-confold', ...names],
-      root: true,
-      description: `install ${names.join(' ')}`,
-    },
+    ...(names.length ? [aptInstall(names)] : []),
+    // A suite beyond the OS's own: -t lets apt take from it what these packages depend on (and nothing else).
+    ...suites.map(([suite, pkgs]) => aptInstall(pkgs, suite)),
   ]
 }
+
+function aptInstall(names: string[], suite?: string): RemoteCommand {
+  return {
+    argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', '-o', 'Dpkg::Options::=--force-confold', ...(suite ? ['-t', suite] : []), ...names],
+    root: true,
+    description: `install ${names.join(' ')}${suite ? ` from ${suite}` : ''}`,
+  }
+}
+
+/**
+ * Brings packages to their pins, up or down: for each, the newest version apt offers that
+ * matches its glob, installed as `name=version` (with `-t SUITE` for a suite's packages, so
+ * their dependencies may come from it too); then each installed version is checked.
+ */
+export function upgradePackages(packages: PinnedPackage[]): RemoteCommand[] {
+  const groups = new Map<string, PinnedPackage[]>()
+  for (const p of packages) groups.set(p.suite ?? '', [...(groups.get(p.suite ?? '') ?? []), p])
+  const [configure, update] = installPackages([])
+  return [
+    configure!,
+    update!,
+    ...[...groups].map(([suite, pkgs]): RemoteCommand => ({
+      argv: shScript(RESOLVE_AND_INSTALL, [suite, ...pkgs.flatMap((p) => [p.name, p.version])]),
+      root: true,
+      description: `install ${pkgs.map((p) => `${p.name} ${p.version}`).join(', ')}${suite ? ` from ${suite}` : ''}`,
+    })),
+  ]
+}
+
+/** Args: SUITE ('' for the OS's own), then NAME GLOB pairs. A glob's `*` is matched as in a shell case pattern. */
+const RESOLVE_AND_INSTALL = String.raw`set -f; suite=$1; shift; pairs="$*"; specs=""
+while [ $# -gt 1 ]; do
+  n=$1; g=$2; shift 2; best=""
+  for v in $(apt-cache madison "$n" | awk -F'|' '{gsub(/ /, "", $2); print $2}'); do
+    case "$v" in $g) if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi;; esac
+  done
+  [ -n "$best" ] || { echo "apt offers no $n matching $g; on offer: $(apt-cache madison "$n" | awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')" >&2; exit 1; }
+  specs="$specs $n=$best"
+done
+t=""; if [ -n "$suite" ]; then t="-t $suite"; fi
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold $t $specs || exit 1
+set -- $pairs
+while [ $# -gt 1 ]; do
+  v=$(dpkg-query -W -f "\${Version}" "$1")
+  case "$v" in $2) ;; *) echo "$1 is $v after the install, not $2" >&2; exit 1;; esac
+  shift 2
+done`
 
 /** Atomic write: temp file beside the target, owner and mode set, then rename. */
 export function writeFile(path: string, content: string, owner: string, group: string, mode: string, restartFor: string[], daemonReload = false): RemoteCommand[] {

@@ -34,6 +34,8 @@ export interface PackagesResource extends Base {
   packages: PinnedPackage[]
   /** Install from this uploaded bundle repository (offline) instead of the host's apt sources. */
   offlineRepo?: string
+  /** Which component each package is for, when several components' packages were merged into one host's list. */
+  owners?: Record<string, ComponentName>
 }
 
 export interface FileResource extends Base {
@@ -50,6 +52,8 @@ export interface FileResource extends Base {
   notify: string[]
   /** A systemd unit file: systemd re-reads its units after a change. */
   daemonReload?: boolean
+  /** apt reads it (a sources entry or a pin): written before any package step on its host. */
+  aptSource?: boolean
 }
 
 export interface ServiceResource extends Base {
