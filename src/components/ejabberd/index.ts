@@ -35,6 +35,8 @@ export const ejabberd: Component = {
       postgresql: ctx.endpoint('postgresql', 'ejabberd'),
       redis: ctx.endpoint('redis', 'ejabberd'),
       secrets: ctx.secrets,
+      // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).
+      settings: ctx.manifest.components.ejabberd!.settings ?? {},
     }
     return [
       {...base, kind: 'packages', packages: ctx.manifest.components.ejabberd!.packages},
