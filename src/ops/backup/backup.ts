@@ -46,6 +46,8 @@ export interface BackupOptions {
   /** The key file (default: ~/.config/imctl/<cluster>.backup-key, apart from the backups). */
   keyFile?: string
   acceptNewHostKeys?: boolean
+  /** The caller holds the cluster lock already (an upgrade backing up before it starts). */
+  lockHeld?: boolean
   io: IoHost
 }
 
@@ -88,7 +90,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
 
   const conns = await connectHosts(model.config, hosts, opts)
   try {
-    const lock = await lockCluster([...conns.values()], 'imctl backup create', opts.io)
+    const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], 'imctl backup create', opts.io)
     try {
       const pg = conns.get(c.postgresql.host)!
       const redis = conns.get(c.redis.host)!

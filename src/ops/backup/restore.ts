@@ -24,6 +24,8 @@ export interface RestoreOptions {
   /** Restore a set made on another release (the user was told what that risks). */
   allowOtherRelease?: boolean
   acceptNewHostKeys?: boolean
+  /** The caller holds the cluster lock already (an upgrade rolling back). */
+  lockHeld?: boolean
   io: IoHost
 }
 
@@ -74,7 +76,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     opts.io.notify({type: 'info', message: `${host}: ${what}`})
   }
   try {
-    const lock = await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
+    const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
     try {
       const pg = conns.get(c.postgresql.host)!
       const redis = conns.get(c.redis.host)!
