@@ -6,7 +6,7 @@ import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createWriteStream} from 'node:fs'
 import {describe, it} from 'node:test'
-import {checkDecrypts, decryptArtifact, encryptor, fileDigest, HashTap, loadBackupKey, MAGIC, sealManifest} from '../../src/ops/backup/crypto.js'
+import {ArtifactCheck, checkDecrypts, decryptArtifact, decryptor, encryptor, fileDigest, HashTap, loadBackupKey, MAGIC, sealManifest} from '../../src/ops/backup/crypto.js'
 import {UserError} from '../../src/errors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'imctl-crypto-'))
@@ -62,6 +62,38 @@ describe('backup encryption', () => {
     writeFileSync(file, good)
     await assert.rejects(checkDecrypts(file, Buffer.alloc(32, 8)))
     await assert.rejects(checkDecrypts(join(dir, 'empty.enc'), Buffer.alloc(32, 8)))
+  })
+
+  it('decrypts front to back as a stream, in chunks of any size, and checks the tag at the end', async () => {
+    // Given an artifact read in 5-byte chunks (header and tag split across chunks)
+    const file = join(dir, 'c.enc')
+    await encryptTo(file, plain, key)
+    const bytes = readFileSync(file)
+    const chunks = Array.from({length: Math.ceil(bytes.length / 5)}, (_, i) => bytes.subarray(i * 5, i * 5 + 5))
+    // Then the stream gives the plaintext back
+    assert.ok((await readAll(Readable.from(chunks).pipe(decryptor(key)))).equals(plain))
+    // And a flipped byte, a wrong key or a cut artifact fail it
+    const bad = Buffer.from(bytes)
+    bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 1
+    await assert.rejects(readAll(Readable.from([bad]).pipe(decryptor(key))), /authentication tag/)
+    await assert.rejects(readAll(Readable.from([bytes]).pipe(decryptor(Buffer.alloc(32, 8)))), /authentication tag/)
+    await assert.rejects(readAll(Readable.from([bytes.subarray(0, 30)]).pipe(decryptor(key))), /too short|authentication tag/)
+    await assert.rejects(readAll(Readable.from([Buffer.from('not an artifact at all, no')]).pipe(decryptor(key))), /bad header/)
+  })
+
+  it('checks an artifact in one pass: sha256 and size of every byte, and whether it decrypts', async () => {
+    const file = join(dir, 'd.enc')
+    const tap = await encryptTo(file, plain, key)
+    const good = new ArtifactCheck(key)
+    await pipeline(Readable.from([readFileSync(file)]), good)
+    assert.deepEqual({sha256: good.sha256, size: good.size, plain: good.plainBytes, error: good.decryptError}, {sha256: tap.hash.digest('hex'), size: statSync(file).size, plain: plain.length, error: undefined})
+    // A damaged header still gets every byte hashed, and the failure recorded rather than thrown
+    const bad = readFileSync(file)
+    bad[0] = bad[0]! ^ 1
+    const check = new ArtifactCheck(key)
+    await pipeline(Readable.from([bad]), check)
+    assert.equal(check.size, bad.length)
+    assert.match(check.decryptError ?? '', /bad header/)
   })
 
   it('seals a manifest: any change to it changes the seal, and so does another key', () => {

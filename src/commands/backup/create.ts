@@ -1,6 +1,13 @@
 import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
-import {createBackup} from '../../ops/backup/backup.js'
+import {createBackup, type ArtifactRecord} from '../../ops/backup/backup.js'
+
+/** A table dump's counts are rows per table: summed; other counts are few and shown as they are. */
+function countsText(a: ArtifactRecord): string {
+  const counts = Object.entries(a.counts ?? {})
+  if (a.component === 'postgresql') return `${counts.reduce((m, [, n]) => m + n, 0)} rows in ${counts.length} tables`
+  return counts.filter(([k]) => !k.includes('.')).map(([k, v]) => `${k}: ${v}`).join(', ')
+}
 
 export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
   static override summary = 'Back up every store of the cluster into one encrypted set; its manifest is written last.'
@@ -30,7 +37,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
     this.output(r, (x) =>
       [
         `Backup set ${x.id} of cluster ${x.cluster} is complete: ${x.dir}`,
-        ...x.artifacts.map((a) => `  ${a.name}  ${a.size} bytes  ${a.what}${a.counts ? `  (${Object.keys(a.counts).length > 3 ? `${Object.values(a.counts).reduce((m, n) => m + n, 0)} rows in ${Object.keys(a.counts).length} tables` : Object.entries(a.counts).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`),
+        ...x.artifacts.map((a) => `  ${a.name}  ${a.size} bytes  ${a.what}${a.counts ? `  (${countsText(a)})` : ''}`),
         `Encrypted with the key in ${x.keyFile}${x.keyCreated ? ' (created now: copy it somewhere safe, apart from the backups)' : ''}.`,
       ].join('\n'),
     )

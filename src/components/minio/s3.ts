@@ -1,7 +1,25 @@
-import {DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client} from '@aws-sdk/client-s3'
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3'
 import {createHash} from 'node:crypto'
+import {Readable, Writable} from 'node:stream'
+import type {ClusterModel} from '../../ops/cluster.js'
 import type {HostConnection} from '../../transport/types.js'
-import {urlHost} from './index.js'
+import {minioNodes, urlHost} from './index.js'
 
 /** imctl's S3 client for MinIO (the one module that speaks S3), reached through an SSH tunnel to one node. */
 export interface MinioS3 {
@@ -27,6 +45,8 @@ export async function openMinioS3(conn: HostConnection, address: string, port: n
     region: 'us-east-1',
     credentials: key,
     maxAttempts: 2,
+    // A stalled tunnel fails a streamed GET or PUT instead of hanging it (per-request timeouts would cut long bodies).
+    requestHandler: {connectionTimeout: 10_000, socketTimeout: 120_000},
     // Checksums only where S3 demands them: health compares its own sha256 of the bytes.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -63,4 +83,229 @@ export function s3ErrorText(e: unknown): string {
   const code = err.Code ?? err.name
   const status = err.$metadata?.httpStatusCode
   return [code && code !== 'Error' ? code : undefined, status ? `HTTP ${status}` : undefined, err.message].filter(Boolean).join(': ')
+}
+
+/**
+ * An S3 session on the cluster's MinIO through the first node that answers:
+ * `probeBucket` must be reachable with the key (HeadBucket).
+ */
+export async function openClusterS3(model: ClusterModel, conns: Map<string, HostConnection>, key: {accessKeyId: string; secretAccessKey: string}, probeBucket: string): Promise<MinioS3> {
+  const placement = model.config.components.minio
+  if (!placement) throw new Error('bug: MinIO asked for on a cluster without MinIO')
+  const errors: string[] = []
+  for (const n of minioNodes(model.config)) {
+    const conn = conns.get(n.host)
+    if (!conn) continue
+    let s3: MinioS3 | undefined
+    try {
+      s3 = await openMinioS3(conn, n.address, placement.port, key)
+      await s3.client.send(new HeadBucketCommand({Bucket: probeBucket}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+      return s3
+    } catch (e) {
+      errors.push(`${n.host}: ${s3ErrorText(e)}`)
+      await s3?.close().catch(() => {})
+    }
+  }
+  throw new Error(`no MinIO node serves bucket ${probeBucket} as ${key.accessKeyId}: ${errors.join('; ') || 'no connection to a MinIO host'}`)
+}
+
+/** What S3 keeps with an object besides its bytes, as imctl backs it up and puts it back. */
+export interface ObjectHeaders {
+  contentType?: string
+  cacheControl?: string
+  contentDisposition?: string
+  contentEncoding?: string
+  contentLanguage?: string
+  /** User metadata (x-amz-meta-*), names in lower case. */
+  metadata: Record<string, string>
+}
+
+export interface ObjectInfo extends ObjectHeaders {
+  size: number
+  etag: string
+  lastModified?: Date
+}
+
+export async function listBuckets(client: S3Client): Promise<string[]> {
+  const res = await client.send(new ListBucketsCommand({}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+  return (res.Buckets ?? []).map((b) => b.Name!).sort()
+}
+
+/** Creates a bucket unless it is there; true when it was created. */
+export async function ensureBucket(client: S3Client, bucket: string): Promise<boolean> {
+  try {
+    await client.send(new HeadBucketCommand({Bucket: bucket}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+    return false
+  } catch (e) {
+    if ((e as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode !== 404) throw e
+  }
+  await client.send(new CreateBucketCommand({Bucket: bucket}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+  return true
+}
+
+/** Every object under a prefix (key, size, ETag), page by page; with a delimiter, the common prefixes too. */
+export async function* listObjects(client: S3Client, bucket: string, prefix?: string): AsyncGenerator<{key: string; size: number; etag: string}> {
+  let token: string | undefined
+  do {
+    const res = await client.send(new ListObjectsV2Command({Bucket: bucket, ...(prefix ? {Prefix: prefix} : {}), ...(token ? {ContinuationToken: token} : {})}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+    for (const o of res.Contents ?? []) yield {key: o.Key!, size: o.Size ?? 0, etag: o.ETag ?? ''}
+    token = res.IsTruncated ? res.NextContinuationToken : undefined
+  } while (token)
+}
+
+/** The "folders" right under a prefix (ListObjectsV2 with delimiter `/`), without the prefix. */
+export async function listPrefixes(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const out: string[] = []
+  let token: string | undefined
+  do {
+    const res = await client.send(new ListObjectsV2Command({Bucket: bucket, Prefix: prefix, Delimiter: '/', ...(token ? {ContinuationToken: token} : {})}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+    for (const p of res.CommonPrefixes ?? []) out.push(p.Prefix!.slice(prefix.length).replace(/\/$/, ''))
+    token = res.IsTruncated ? res.NextContinuationToken : undefined
+  } while (token)
+  return out
+}
+
+function headersOf(res: {ContentType?: string; CacheControl?: string; ContentDisposition?: string; ContentEncoding?: string; ContentLanguage?: string; Metadata?: Record<string, string>}): ObjectHeaders {
+  return {
+    ...(res.ContentType ? {contentType: res.ContentType} : {}),
+    ...(res.CacheControl ? {cacheControl: res.CacheControl} : {}),
+    ...(res.ContentDisposition ? {contentDisposition: res.ContentDisposition} : {}),
+    ...(res.ContentEncoding ? {contentEncoding: res.ContentEncoding} : {}),
+    ...(res.ContentLanguage ? {contentLanguage: res.ContentLanguage} : {}),
+    metadata: res.Metadata ?? {},
+  }
+}
+
+/** HEAD: the object's size, ETag and headers, or null when there is none. */
+export async function headObject(client: S3Client, bucket: string, key: string): Promise<ObjectInfo | null> {
+  try {
+    const res = await client.send(new HeadObjectCommand({Bucket: bucket, Key: key}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+    return {...headersOf(res), size: res.ContentLength ?? 0, etag: res.ETag ?? '', ...(res.LastModified ? {lastModified: res.LastModified} : {})}
+  } catch (e) {
+    if ((e as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode === 404) return null
+    throw e
+  }
+}
+
+/** GET as a stream, with the object's size and headers. */
+export async function getObjectStream(client: S3Client, bucket: string, key: string): Promise<ObjectInfo & {body: Readable}> {
+  const res = await client.send(new GetObjectCommand({Bucket: bucket, Key: key}))
+  if (!res.Body) throw new Error(`GET ${bucket}/${key} returned no body`)
+  return {...headersOf(res), size: res.ContentLength ?? 0, etag: res.ETag ?? '', ...(res.LastModified ? {lastModified: res.LastModified} : {}), body: res.Body as Readable}
+}
+
+/** A server-side copy within a bucket, headers and metadata included (objects up to 5 GiB). */
+export async function copyObject(client: S3Client, bucket: string, from: string, to: string): Promise<void> {
+  await client.send(new CopyObjectCommand({Bucket: bucket, Key: to, CopySource: `${bucket}/${from.split('/').map(encodeURIComponent).join('/')}`, MetadataDirective: 'COPY'}))
+}
+
+export async function deleteKeys(client: S3Client, bucket: string, keys: string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    const res = await client.send(new DeleteObjectsCommand({Bucket: bucket, Delete: {Objects: keys.slice(i, i + 1000).map((Key) => ({Key})), Quiet: true}}))
+    if (res.Errors?.length) throw new Error(`delete in ${bucket}: ${res.Errors.map((e) => `${e.Key}: ${e.Code}`).join('; ')}`)
+  }
+}
+
+/** Parts are this big: at most two are held in memory at once. S3 allows 10,000 parts, so up to 80 GiB per object. */
+const PART_BYTES = 8 * 1024 * 1024
+
+/**
+ * A Writable that stores what is written to it as one object: a single PUT when it
+ * ends below one part, a multipart upload otherwise (aborted when the stream is
+ * destroyed), so a body of any length streams through bounded memory. The object
+ * appears only once the stream has finished.
+ */
+export class ObjectWriter extends Writable {
+  private chunks: Buffer[] = []
+  private buffered = 0
+  private uploadId: string | undefined
+  private parts: {ETag: string; PartNumber: number}[] = []
+  private inFlight: Promise<void> | undefined
+
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    readonly key: string,
+    private readonly headers: ObjectHeaders = {metadata: {}},
+  ) {
+    super({highWaterMark: PART_BYTES})
+  }
+
+  private get objectParams() {
+    const h = this.headers
+    return {
+      Bucket: this.bucket,
+      Key: this.key,
+      ...(h.contentType ? {ContentType: h.contentType} : {}),
+      ...(h.cacheControl ? {CacheControl: h.cacheControl} : {}),
+      ...(h.contentDisposition ? {ContentDisposition: h.contentDisposition} : {}),
+      ...(h.contentEncoding ? {ContentEncoding: h.contentEncoding} : {}),
+      ...(h.contentLanguage ? {ContentLanguage: h.contentLanguage} : {}),
+      ...(Object.keys(h.metadata).length ? {Metadata: h.metadata} : {}),
+    }
+  }
+
+  /** The first `bytes` buffered (all of them by default). */
+  private take(bytes = this.buffered): Buffer {
+    const all = Buffer.concat(this.chunks)
+    const rest = all.subarray(bytes)
+    this.chunks = rest.length ? [rest] : []
+    this.buffered = rest.length
+    return all.subarray(0, bytes)
+  }
+
+  /** Uploads one part; the next is read while it travels, and waits for it before going itself. */
+  private async sendPart(body: Buffer): Promise<void> {
+    await this.inFlight
+    if (!this.uploadId) {
+      const res = await this.client.send(new CreateMultipartUploadCommand(this.objectParams))
+      this.uploadId = res.UploadId!
+    }
+    const PartNumber = this.parts.length + 1
+    this.parts.push({ETag: '', PartNumber})
+    const uploadId = this.uploadId
+    const sent = this.client.send(new UploadPartCommand({Bucket: this.bucket, Key: this.key, UploadId: uploadId, PartNumber, Body: body, ContentLength: body.length})).then((res) => {
+      this.parts[PartNumber - 1]!.ETag = res.ETag!
+    })
+    // Its failure surfaces when the next part or the end waits for it.
+    sent.catch(() => {})
+    this.inFlight = sent
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    if (this.buffered < PART_BYTES) return cb()
+    const send = async () => {
+      while (this.buffered >= PART_BYTES) await this.sendPart(this.take(PART_BYTES))
+    }
+    send().then(() => cb(), cb)
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    const done = async () => {
+      const rest = this.take()
+      if (!this.uploadId) {
+        await this.client.send(new PutObjectCommand({...this.objectParams, Body: rest, ContentLength: rest.length}))
+        return
+      }
+      if (rest.length) await this.sendPart(rest)
+      await this.inFlight
+      await this.client.send(new CompleteMultipartUploadCommand({Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: {Parts: this.parts}}))
+      this.uploadId = undefined
+    }
+    done().then(() => cb(), cb)
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    const id = this.uploadId
+    this.uploadId = undefined
+    if (!id) return cb(err)
+    // Parts of an abandoned upload would stay on the server, invisible, until aborted.
+    void (this.inFlight ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.client.send(new AbortMultipartUploadCommand({Bucket: this.bucket, Key: this.key, UploadId: id})))
+      .catch(() => {})
+      .finally(() => cb(err))
+  }
 }

@@ -5,7 +5,8 @@ import {PassThrough, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 import * as tar from 'tar-stream'
-import type {ComponentName} from '../../config/model.js'
+import {minioNodes} from '../../components/minio/index.js'
+import type {ComponentName, HostConfig} from '../../config/model.js'
 import {RemoteError, UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
@@ -14,6 +15,7 @@ import {appendAuditCommand, auditEntry} from '../audit.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {lockCluster} from '../lock.js'
 import {checkDecrypts, encryptor, fileDigest, HashTap, loadBackupKey, sealManifest} from './crypto.js'
+import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
 
 export interface ArtifactRecord {
   name: string
@@ -72,7 +74,7 @@ function newId(now = new Date()): string {
 export async function createBackup(opts: BackupOptions): Promise<BackupManifest & {dir: string; keyFile: string; keyCreated: boolean}> {
   const model = loadCluster(opts.configFile)
   const c = model.config.components
-  const hosts = [...new Set([c.postgresql.host, c.redis.host, c.ejabberd.host])].map((n) => model.config.hosts.find((h) => h.name === n)!)
+  const hosts = storeHosts(model)
   const onEngine = hosts.filter((h) => h.engine)
   if (onEngine.length) {
     throw new UserError(`backups of components on engine hosts (${onEngine.map((h) => h.name).join(', ')}) are not supported yet`, ['Back up the engine volumes with the engine\'s own tools meanwhile.'])
@@ -96,7 +98,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
       const redis = conns.get(c.redis.host)!
       const im = conns.get(c.ejabberd.host)!
       const artifacts: ArtifactRecord[] = []
-      const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>) => {
+      const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>): Promise<ArtifactRecord> => {
         opts.io.notify({type: 'info', message: `${a.host}: ${a.what}`})
         const file = join(dir, a.name)
         const tap = new HashTap()
@@ -105,7 +107,9 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
         if (a.gzip) await pipeline(input, createGzip(), encryptor(key.key), tap, out)
         else await pipeline(input, encryptor(key.key), tap, out)
         renameSync(`${file}.partial`, file)
-        artifacts.push({...a, sha256: tap.hash.digest('hex'), size: tap.size})
+        const record = {...a, sha256: tap.hash.digest('hex'), size: tap.size}
+        artifacts.push(record)
+        return record
       }
 
       // Versions, so a restore can refuse a mismatched release and use matching tools.
@@ -114,6 +118,8 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
         pg_dump: (await pg.exec({argv: ['pg_dump', '--version'], description: 'read pg_dump\'s version'})).stdout.trim(),
         redis: (await redis.exec({argv: ['redis-server', '--version'], description: 'read Redis\'s version'})).stdout.trim(),
         ejabberd: (await im.exec({argv: ['dpkg-query', '-W', '-f', '${Version}', 'ejabberd'], description: 'read ejabberd\'s version'})).stdout.trim(),
+        ...(c.minio ? {minio: model.manifest.artifacts!.minio!.version} : {}),
+        ...(c.kafka ? {kafka: model.manifest.artifacts!.kafka!.version} : {}),
       }
 
       // PostgreSQL: every table's row count, then a custom-format dump streamed from pg_dump, and the roles.
@@ -142,6 +148,20 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
         streamOf(im, {argv: ['cat', '/etc/ejabberd/ejabberd.yml'], root: true, description: 'read ejabberd.yml'}),
       )
 
+      // MinIO: every bucket's objects with their headers in one tar, then the index with each object's sha256.
+      if (c.minio) {
+        const s3 = await openMinioAsRoot(model, conns)
+        try {
+          const buckets = await bucketsToBackUp(s3.client)
+          const dump = dumpObjects(s3.client, buckets)
+          const objects = await save({name: MINIO_OBJECTS, component: 'minio', host: minioNodes(model.config)[0]!.host, what: `objects of ${buckets.length} buckets with their headers (all but ${NOT_BACKED_UP.join(', ')}: the backups themselves)`, gzip: false}, async () => dump.stream)
+          objects.counts = dump.counts
+          await save({name: MINIO_INDEX, component: 'minio', host: objects.host, what: 'index of the objects: bucket, key, headers, size, sha256', gzip: true, counts: {objects: dump.counts.objects!}}, async () => Readable.from([indexText(dump.index)]))
+        } finally {
+          await s3.close()
+        }
+      }
+
       // The cluster's own definition, secrets and rendered configuration.
       await save({name: 'cluster.tar.gz.enc', component: 'cluster', host: 'local', what: 'cluster.yaml, secrets file and every rendered file', gzip: true}, async () => clusterTar(model))
 
@@ -169,6 +189,13 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   } finally {
     await closeAll(conns)
   }
+}
+
+/** Every host a store of the cluster lives on. */
+export function storeHosts(model: ClusterModel): HostConfig[] {
+  const c = model.config.components
+  const names = new Set([c.postgresql.host, c.redis.host, c.ejabberd.host, ...(c.kafka?.hosts ?? []), ...(c.minio?.hosts ?? [])])
+  return model.config.hosts.filter((h) => names.has(h.name))
 }
 
 export const COUNT_ROWS_SQL = `SELECT table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text

@@ -1,7 +1,7 @@
-import {createCipheriv, createDecipheriv, createHash, createHmac, randomBytes} from 'node:crypto'
+import {createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, type DecipherGCM} from 'node:crypto'
 import {closeSync, createReadStream, existsSync, openSync, readFileSync, readSync, statSync} from 'node:fs'
 import {open} from 'node:fs/promises'
-import {Readable, Transform, type TransformCallback} from 'node:stream'
+import {Readable, Transform, Writable, type TransformCallback} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {writePrivateFile} from '../../config/secrets.js'
 import {UserError} from '../../errors.js'
@@ -126,4 +126,82 @@ export function decryptArtifact(file: string, key: Buffer): NodeJS.ReadableStrea
 /** Bytes [start, end) of a file; an empty artifact has no ciphertext at all. */
 function ciphertext(file: string, start: number, end: number): NodeJS.ReadableStream {
   return end > start ? createReadStream(file, {start, end: end - 1}) : Readable.from([])
+}
+
+/**
+ * Decrypts an artifact read front to back (from a file or an S3 GET alike): checks
+ * the header, holds the last 16 bytes back as the tag, and checks it at the end.
+ */
+export function decryptor(key: Buffer): Transform {
+  const headLength = MAGIC.length + 12
+  let head = Buffer.alloc(0)
+  let tail = Buffer.alloc(0)
+  let decipher: DecipherGCM | undefined
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      if (!decipher) {
+        head = Buffer.concat([head, chunk])
+        if (head.length < headLength) return cb()
+        if (!head.subarray(0, MAGIC.length).equals(MAGIC)) return cb(new Error('not an imctl backup artifact (bad header)'))
+        decipher = createDecipheriv('aes-256-gcm', key, head.subarray(MAGIC.length, headLength))
+        chunk = head.subarray(headLength)
+      }
+      const data = tail.length ? Buffer.concat([tail, chunk]) : chunk
+      const cut = Math.max(0, data.length - TAG_BYTES)
+      tail = Buffer.from(data.subarray(cut))
+      cb(null, cut ? decipher.update(data.subarray(0, cut)) : undefined)
+    },
+    flush(cb: TransformCallback) {
+      if (!decipher || tail.length < TAG_BYTES) return cb(new Error('too short to be an artifact'))
+      try {
+        decipher.setAuthTag(tail)
+        cb(null, decipher.final())
+      } catch {
+        cb(new Error('its authentication tag does not match: damaged, or made with another key'))
+      }
+    },
+  })
+}
+
+/**
+ * A sink that checks an artifact in one pass: every byte hashed and counted, and
+ * decrypted (tag included); a decryption failure is recorded, not thrown, so the
+ * hash still covers every byte.
+ */
+export class ArtifactCheck extends Writable {
+  private readonly tap = new HashTap()
+  private readonly plain: Transform
+  plainBytes = 0
+  decryptError: string | undefined
+  sha256 = ''
+
+  constructor(key: Buffer) {
+    super()
+    this.plain = decryptor(key)
+    this.plain.on('data', (b: Buffer) => (this.plainBytes += b.length))
+    this.plain.on('error', (e: Error) => (this.decryptError ??= e.message))
+  }
+
+  get size(): number {
+    return this.tap.size
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.tap.hash.update(chunk)
+    this.tap.size += chunk.length
+    if (this.decryptError) return cb()
+    this.plain.write(chunk, () => cb())
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.sha256 = this.tap.hash.digest('hex')
+    if (this.decryptError) return cb()
+    let called = false
+    const done = () => {
+      if (!called) (called = true), cb()
+    }
+    this.plain.once('end', done)
+    this.plain.once('error', done)
+    this.plain.end()
+  }
 }

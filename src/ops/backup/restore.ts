@@ -1,5 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
+import type {Readable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
@@ -11,8 +12,9 @@ import {appendAuditCommand, auditEntry} from '../audit.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {runHealthChecks, type HealthCheck} from '../health.js'
 import {lockCluster} from '../lock.js'
-import {defaultKeyFile, setDirFor, verifyBackup, type BackupManifest} from './backup.js'
+import {defaultKeyFile, setDirFor, storeHosts, verifyBackup, type BackupManifest} from './backup.js'
 import {decryptArtifact, loadBackupKey} from './crypto.js'
+import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 
 export interface RestoreOptions {
   configFile: string
@@ -23,6 +25,8 @@ export interface RestoreOptions {
   setDir?: string
   /** Restore a set made on another release (the user was told what that risks). */
   allowOtherRelease?: boolean
+  /** Leave out the set's stores of components this cluster does not have (deep verify's one-host sandbox), instead of refusing. */
+  skipAbsentStores?: boolean
   acceptNewHostKeys?: boolean
   /** The caller holds the cluster lock already (an upgrade rolling back). */
   lockHeld?: boolean
@@ -35,6 +39,8 @@ export interface RestoreResult {
   steps: string[]
   /** What was there before, kept under these names. */
   keptAside: string[]
+  /** Stores of the set not restored because this cluster lacks their component (only with skipAbsentStores). */
+  skipped: string[]
   health: HealthCheck[]
   healthy: boolean
 }
@@ -59,14 +65,21 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       'Restore onto a cluster installed with the same release, or pass --allow-other-release if you accept that risk.',
     ])
   }
-  const hosts = [...new Set([c.postgresql.host, c.redis.host, c.ejabberd.host])].map((n) => model.config.hosts.find((h) => h.name === n)!)
+  const inSet = (component: string) => manifest.artifacts.some((a) => a.component === component)
+  const absent = (['minio', 'kafka'] as const).filter((x) => inSet(x) && !c[x])
+  if (absent.length && !opts.skipAbsentStores) {
+    throw new UserError(`backup set ${opts.id} holds ${absent.join(' and ')} data, but this cluster has no ${absent.join(' or ')}`, [
+      `Add components.${absent[0]} to cluster.yaml and run \`imctl install\`, then restore again: nothing was changed.`,
+    ])
+  }
+  const hosts = storeHosts(model)
   if (hosts.some((h) => h.engine)) throw new UserError('restores onto engine hosts are not supported yet', ['Restore onto SSH hosts.'])
   const key = loadBackupKey(keyFile, false)
-  const artifact = (name: string) => {
+  const artifact = async (name: string): Promise<Readable> => {
     const a = manifest.artifacts.find((x) => x.name === name)
     if (!a || !existsSync(join(dir, name))) throw new UserError(`backup set ${opts.id} has no ${name}`)
     const plain = decryptArtifact(join(dir, name), key.key)
-    return a.gzip ? plain.pipe(createGunzip()) : plain
+    return (a.gzip ? plain.pipe(createGunzip()) : plain) as Readable
   }
 
   const conns = await connectHosts(model.config, hosts, opts)
@@ -93,7 +106,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       const aside = `ejabberd_before_${tag}`
       say(pg.host.name, `restore database ejabberd from the set into ${staging}`)
       await pg.exec(pgSql(`DROP DATABASE IF EXISTS ${sqlIdent(staging)} WITH (FORCE);\nCREATE DATABASE ${sqlIdent(staging)} OWNER ejabberd ENCODING 'UTF8' TEMPLATE template0;\n`, 'prepare the staging database'))
-      await pg.exec({argv: ['pg_restore', '--exit-on-error', '--no-password', '-d', staging], asUser: 'postgres', stdinStream: artifact('postgresql-ejabberd.pgdump.enc'), description: `pg_restore into ${staging}`})
+      await pg.exec({argv: ['pg_restore', '--exit-on-error', '--no-password', '-d', staging], asUser: 'postgres', stdinStream: await artifact('postgresql-ejabberd.pgdump.enc'), description: `pg_restore into ${staging}`})
       say(pg.host.name, `keep the current database as ${aside} and put the restored one in its place`)
       await pg.exec(
         pgSql(
@@ -114,23 +127,37 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         description: 'keep the current Redis data aside',
       })
       keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}`)
-      await redis.exec({...atomicWrite('/var/lib/redis/dump.rdb', 'redis', 'redis', '660'), stdinStream: artifact('redis-dump.rdb.gz.enc')})
+      await redis.exec({...atomicWrite('/var/lib/redis/dump.rdb', 'redis', 'redis', '660'), stdinStream: await artifact('redis-dump.rdb.gz.enc')})
       await rebuildAof(redis, model, say)
 
       // ejabberd: start it on the restored stores, then load its internal database.
       say(im.host.name, 'start ejabberd and restore its internal database')
       await im.exec({argv: ['systemctl', 'start', 'ejabberd'], root: true, description: 'start ejabberd'})
       const mnesia = '/var/lib/ejabberd/imctl-restore.mnesia'
-      await im.exec({...atomicWrite(mnesia, 'ejabberd', 'ejabberd', '600'), stdinStream: artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
+      await im.exec({...atomicWrite(mnesia, 'ejabberd', 'ejabberd', '600'), stdinStream: await artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
       await waitFor(() => im.exec({argv: ['ejabberdctl', 'status'], root: true, description: 'wait until ejabberd is started'}), 120_000)
       await im.exec({argv: ['ejabberdctl', 'restore', mnesia], root: true, description: 'restore ejabberd\'s internal database'})
       await im.exec({argv: ['rm', '-f', mnesia], root: true, description: 'remove the uploaded Mnesia backup'})
+
+      // MinIO: buckets, then every object with its headers; other content at a key is copied aside first.
+      if (c.minio && inSet('minio')) {
+        const s3 = await openMinioAsRoot(model, conns)
+        try {
+          const index = await readIndex(await artifact(MINIO_INDEX))
+          say('minio', `restore ${index.objects.size} objects into ${index.buckets.length} buckets through ${s3.target} (other content at a key is copied to ${KEPT_PREFIX}${tag}/ first)`)
+          const r = await restoreObjects(s3.client, await artifact(MINIO_OBJECTS), index, tag)
+          say('minio', `${r.restored} objects put (${r.bytes} bytes, each sha256 equal to the index), ${r.unchanged} already equal${r.bucketsCreated.length ? `; buckets created: ${r.bucketsCreated.join(', ')}` : ''}`)
+          keptAside.push(...r.keptAside.map((k) => `MinIO: ${k}`))
+        } finally {
+          await s3.close()
+        }
+      }
 
       say('cluster', 'run health')
       const health = await waitForHealth(model, conns)
       const entry = auditEntry(`imctl backup restore ${opts.id}`, model.config.release, health.every((h) => h.ok) ? 'ok' : 'failed', steps.length, 0, steps)
       await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
-      return {id: opts.id, cluster: model.config.name, steps, keptAside, health, healthy: health.every((h) => h.ok)}
+      return {id: opts.id, cluster: model.config.name, steps, keptAside, skipped: absent, health, healthy: health.every((h) => h.ok)}
     } finally {
       await lock.release()
     }
