@@ -4,10 +4,12 @@ import type {IoHost} from '../io.js'
 import {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
 import {createReadStream} from 'node:fs'
-import {join, posix} from 'node:path'
+import {stat} from 'node:fs/promises'
+import {PassThrough} from 'node:stream'
+import * as tar from 'tar-stream'
+import {join} from 'node:path'
 import {shScript, type RemoteCommand} from '../transport/command.js'
 import type {Plan, Step} from './planner.js'
-import {atomicWrite} from './planner.js'
 import {artifactSums} from './resources.js'
 
 export interface StepOutcome {
@@ -176,12 +178,45 @@ async function uploadArtifact(c: HostConnection, localDir: string, a: {dir: stri
       .map((m) => `${m[1]}  ${m[2]}`),
   )
   const missing = a.files.filter((f) => !good.has(`${f.sha256}  ${f.path}`))
-  const dirs = [...new Set(missing.map((f) => posix.dirname(`${partial}/${f.path}`)))]
-  if (dirs.length) await c.exec({argv: ['mkdir', '-p', ...dirs], root: true, description: `create ${partial}`})
-  for (const f of missing) {
-    await c.exec({...atomicWrite(`${partial}/${f.path}`, 'root', 'root', f.mode ?? '644'), stdinStream: createReadStream(join(localDir, f.path))})
-  }
+  // One tar stream for all missing files: one round trip instead of one per file.
+  if (missing.length) await c.exec({...extractInto(partial), stdinStream: tarOf(localDir, missing)})
   await c.exec({...finishArtifact(a.dir), stdin: artifactSums(a.files)})
+}
+
+/** Packs files (paths relative to `dir`) into a tar stream with their modes, one after the other. */
+export function tarOf(dir: string, files: {path: string; mode?: string}[]): NodeJS.ReadableStream {
+  const pack = tar.pack()
+  void (async () => {
+    try {
+      for (const f of files) {
+        const file = join(dir, f.path)
+        const size = (await stat(file)).size
+        await new Promise<void>((resolve, reject) => {
+          const entry = pack.entry({name: f.path, size, mode: parseInt(f.mode ?? '644', 8), uid: 0, gid: 0}, (err) => (err ? reject(err) : resolve()))
+          createReadStream(file).on('error', reject).pipe(entry)
+        })
+      }
+      pack.finalize()
+    } catch (e) {
+      pack.destroy(e as Error)
+    }
+  })()
+  const out = new PassThrough()
+  pack.on('error', (e: Error) => out.destroy(e))
+  pack.pipe(out)
+  return out
+}
+
+/**
+ * Unpacks a tar from stdin into `dir`. An existing file is unlinked first, so a hard
+ * link seeded from the finished copy is replaced, never written through.
+ */
+export function extractInto(dir: string): RemoteCommand {
+  return {
+    argv: shScript('mkdir -p "$1" && tar -C "$1" -xf - --unlink-first --no-same-owner', [dir]),
+    root: true,
+    description: `unpack the missing files into ${dir}`,
+  }
 }
 
 /**
