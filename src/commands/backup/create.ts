@@ -1,3 +1,4 @@
+import {Flags} from '@oclif/core'
 import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {createBackup, type ArtifactRecord} from '../../ops/backup/backup.js'
@@ -13,16 +14,18 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
   static override summary = 'Back up every store of the cluster into one encrypted set; its manifest is written last.'
   static override description = [
     'PostgreSQL (pg_dump of the ejabberd database on its own host, and the roles), Redis (the RDB of a BGSAVE that finished and succeeded),',
-    "ejabberd's internal database and configuration, and the cluster's own cluster.yaml, secrets and rendered files.",
+    "ejabberd's internal database and configuration, MinIO's objects (every bucket but imctl-backups) with their headers and an index of their sha256,",
+    "Kafka's topic settings and consumer-group offsets (and with --kafka-data every record), and the cluster's own cluster.yaml, secrets and rendered files.",
     'Every artifact streams from its host, is gzipped where that helps and encrypted with AES-256-GCM under the backup key.',
     'The key lives apart from the backups: by default ~/.config/imctl/<cluster>.backup-key, created on first use. Keep a copy of it elsewhere.',
   ].join(' ')
-  static override examples = ['<%= config.bin %> backup create', '<%= config.bin %> backup create --to /srv/backups --key /root/keys/chat.backup-key --json']
+  static override examples = ['<%= config.bin %> backup create', '<%= config.bin %> backup create --to /srv/backups --key /root/keys/chat.backup-key --json', '<%= config.bin %> backup create --kafka-data']
   static override flags = {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
     to: backupToFlag,
     key: backupKeyFlag,
+    'kafka-data': Flags.boolean({description: 'Kafka: every record of every topic too (key, value, headers, timestamp), not only topic settings and consumer-group offsets.', default: false}),
   }
 
   async run(): Promise<void> {
@@ -31,6 +34,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
       configFile: this.flags.config,
       ...(this.flags.to ? {to: this.flags.to} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
+      kafkaData: this.flags['kafka-data'],
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
       io,
     })

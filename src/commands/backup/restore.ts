@@ -8,8 +8,10 @@ export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override description = [
     'Verifies the set first and refuses a damaged one, or one made on another release (unless --allow-other-release).',
     'Stops ejabberd, restores PostgreSQL into a new database and swaps it in, puts the Redis RDB in place and rebuilds its AOF,',
-    "starts ejabberd and loads its internal database, then runs health. Nothing is dropped: the current database and Redis files",
-    'are kept aside under names carrying the set id and the time. If a restore is interrupted, run it again: it completes.',
+    "starts ejabberd and loads its internal database; puts MinIO's buckets and objects back; creates Kafka's missing topics, writes their records",
+    "back when the set has them and sets the consumer groups' offsets (refused up front while a group has members); then runs health.",
+    'Nothing is dropped: the current database and Redis files are kept aside under names carrying the set id and the time, and a MinIO',
+    'object with other content is copied under .imctl-before-restore/ in its bucket first. If a restore is interrupted, run it again: it completes.',
   ].join(' ')
   static override examples = ['<%= config.bin %> backup restore 20261126T170510Z']
   static override args = {id: Args.string({description: 'The set, as `imctl backup list` shows it.', required: true})}

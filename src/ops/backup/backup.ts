@@ -5,6 +5,8 @@ import {PassThrough, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 import * as tar from 'tar-stream'
+import {openKafka} from '../../components/kafka/client.js'
+import {kafkaNodes} from '../../components/kafka/index.js'
 import {minioNodes} from '../../components/minio/index.js'
 import type {ComponentName, HostConfig} from '../../config/model.js'
 import {RemoteError, UserError} from '../../errors.js'
@@ -15,6 +17,7 @@ import {appendAuditCommand, auditEntry} from '../audit.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {lockCluster} from '../lock.js'
 import {checkDecrypts, encryptor, fileDigest, HashTap, loadBackupKey, sealManifest} from './crypto.js'
+import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka} from './kafka.js'
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
 
 export interface ArtifactRecord {
@@ -48,6 +51,8 @@ export interface BackupOptions {
   /** The key file (default: ~/.config/imctl/<cluster>.backup-key, apart from the backups). */
   keyFile?: string
   acceptNewHostKeys?: boolean
+  /** Kafka: every record of every topic too, not only topic settings and group offsets. */
+  kafkaData?: boolean
   /** The caller holds the cluster lock already (an upgrade backing up before it starts). */
   lockHeld?: boolean
   io: IoHost
@@ -159,6 +164,28 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
           await save({name: MINIO_INDEX, component: 'minio', host: objects.host, what: 'index of the objects: bucket, key, headers, size, sha256', gzip: true, counts: {objects: dump.counts.objects!}}, async () => Readable.from([indexText(dump.index)]))
         } finally {
           await s3.close()
+        }
+      }
+
+      // Kafka: topic settings and group offsets; with --kafka-data every record up to the offsets read then.
+      if (c.kafka) {
+        const host = kafkaNodes(model.config)[0]!.host
+        const session = await openKafka(model, conns, 'imctl-backup')
+        const admin = session.kafka.admin()
+        try {
+          await admin.connect()
+          const snapshot = await snapshotKafka(admin)
+          await save({name: KAFKA_TOPICS, component: 'kafka', host, what: 'topic settings and consumer-group offsets', gzip: true, counts: snapshotCounts(snapshot)}, async () => Readable.from([JSON.stringify(snapshot, null, 1) + '\n']))
+          if (opts.kafkaData) {
+            const counts: Record<string, number> = {}
+            const group = `imctl-backup-${id.toLowerCase()}`
+            const records = await save({name: KAFKA_RECORDS, component: 'kafka', host, what: 'every record of every topic: key, value, headers, timestamp', gzip: true}, async () => dumpRecords(session.kafka, snapshot, group, counts))
+            records.counts = counts
+            await admin.deleteGroups([group]).catch(() => undefined)
+          }
+        } finally {
+          await admin.disconnect().catch(() => undefined)
+          await session.close()
         }
       }
 

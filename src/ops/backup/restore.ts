@@ -1,6 +1,9 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Readable} from 'node:stream'
+import type {Admin} from 'kafkajs'
+import {openKafka, type KafkaSession} from '../../components/kafka/client.js'
+import {kafkaNodes} from '../../components/kafka/index.js'
 import {createGunzip} from 'node:zlib'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
@@ -14,6 +17,7 @@ import {runHealthChecks, type HealthCheck} from '../health.js'
 import {lockCluster} from '../lock.js'
 import {defaultKeyFile, setDirFor, storeHosts, verifyBackup, type BackupManifest} from './backup.js'
 import {decryptArtifact, loadBackupKey} from './crypto.js'
+import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 
 export interface RestoreOptions {
@@ -75,6 +79,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const hosts = storeHosts(model)
   if (hosts.some((h) => h.engine)) throw new UserError('restores onto engine hosts are not supported yet', ['Restore onto SSH hosts.'])
   const key = loadBackupKey(keyFile, false)
+  const kafkaInSet = Boolean(c.kafka && inSet('kafka'))
   const artifact = async (name: string): Promise<Readable> => {
     const a = manifest.artifacts.find((x) => x.name === name)
     if (!a || !existsSync(join(dir, name))) throw new UserError(`backup set ${opts.id} has no ${name}`)
@@ -88,7 +93,17 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     steps.push(`${host}: ${what}`)
     opts.io.notify({type: 'info', message: `${host}: ${what}`})
   }
+  let kafka: {session: KafkaSession; admin: Admin; snapshot: KafkaSnapshot} | undefined
   try {
+    if (kafkaInSet) {
+      // Before anything changes: a group with members cannot take offsets, so refuse now rather than half-way.
+      const snapshot = JSON.parse(await text(await artifact(KAFKA_TOPICS))) as KafkaSnapshot
+      const session = await openKafka(model, conns, 'imctl-restore')
+      const admin = session.kafka.admin()
+      kafka = {session, admin, snapshot}
+      await admin.connect()
+      refuseActiveGroups(await activeGroups(admin, snapshot.groups.map((g) => g.groupId)))
+    }
     const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
     try {
       const pg = conns.get(c.postgresql.host)!
@@ -153,6 +168,26 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         }
       }
 
+      // Kafka: missing topics with their settings, records into the topics made now, then group offsets.
+      if (kafka) {
+        const first = conns.get(kafkaNodes(model.config)[0]!.host)!
+        const markerFile = `/var/lib/imctl/kafka-restore-${opts.id}.json`
+        const marker = {
+          read: async () => {
+            const r = await first.exec({argv: shScript('cat "$1" 2>/dev/null || true', [markerFile]), root: true, description: 'read which topics this restore fills'})
+            return r.stdout.trim() ? (JSON.parse(r.stdout) as string[]) : null
+          },
+          write: async (topics: string[]) => {
+            await first.exec({...atomicWrite(markerFile, 'root', 'root', '600'), stdin: JSON.stringify(topics) + '\n', description: `record in ${markerFile} which topics this restore fills`})
+          },
+        }
+        const hasRecords = manifest.artifacts.some((a) => a.name === KAFKA_RECORDS)
+        say('kafka', `restore ${kafka.snapshot.topics.length} topics${hasRecords ? ' with their records' : ' (settings only: the set has no records)'} and the offsets of ${kafka.snapshot.groups.length} consumer groups`)
+        const r = await restoreKafka(kafka.session.kafka, kafka.admin, kafka.snapshot, hasRecords ? () => artifact(KAFKA_RECORDS) : null, marker, (w) => say('kafka', w))
+        for (const n of r.notes) say('kafka', n)
+        if (r.topicsKept.length) say('kafka', `topics that exist with records were kept as they are: ${r.topicsKept.join(', ')}`)
+      }
+
       say('cluster', 'run health')
       const health = await waitForHealth(model, conns)
       const entry = auditEntry(`imctl backup restore ${opts.id}`, model.config.release, health.every((h) => h.ok) ? 'ok' : 'failed', steps.length, 0, steps)
@@ -162,10 +197,19 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       await lock.release()
     }
   } finally {
+    if (kafka) {
+      await kafka.admin.disconnect().catch(() => undefined)
+      await kafka.session.close()
+    }
     await closeAll(conns)
   }
 }
 
+async function text(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of stream) chunks.push(c as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
 
 function pgSql(sql: string, description: string): RemoteCommand {
   return {argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], stdin: sql, asUser: 'postgres', description}
