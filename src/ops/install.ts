@@ -46,16 +46,20 @@ export function viewPlan(model: ClusterModel, plan: Plan, hosts: string[]): Plan
     changes: plan.steps.length,
     unchanged: plan.unchanged,
     blockers: plan.blockers,
-    steps: plan.steps.map((s) => ({
-      id: s.id,
-      host: s.host,
-      component: s.component,
-      action: s.action,
-      what: s.what,
-      why: s.why,
-      ...(s.diff ? {diff: s.diff} : {}),
-      commands: commandsOf(s),
-    })),
+    steps: plan.steps.map(viewStep),
+  }
+}
+
+export function viewStep(s: Step): StepView {
+  return {
+    id: s.id,
+    host: s.host,
+    component: s.component,
+    action: s.action,
+    what: s.what,
+    why: s.why,
+    ...(s.diff ? {diff: s.diff} : {}),
+    commands: commandsOf(s),
   }
 }
 
