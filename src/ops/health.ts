@@ -9,6 +9,7 @@ import type {IoHost} from '../io.js'
 import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
 import {kafkaHealthChecks} from '../components/kafka/health.js'
 import {minioHealthChecks} from '../components/minio/health.js'
+import {archiveHealthChecks} from './archive/health.js'
 import {endpointFor} from '../plan/desired.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
@@ -186,7 +187,7 @@ export interface HealthContext {
 /** Checks beyond the units' states, per optional component; each runs in parallel with the rest. */
 const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Promise<HealthCheck | HealthCheck[]>[]>> = {
   kafka: kafkaHealthChecks,
-  minio: minioHealthChecks,
+  minio: (ctx) => [...minioHealthChecks(ctx), ...archiveHealthChecks(ctx)],
 }
 
 /** Two throwaway users log in over WebSocket; one sends, the other receives; both are removed. */
