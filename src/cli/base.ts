@@ -87,6 +87,6 @@ export const acceptKeysFlag = Flags.boolean({
   default: false,
 })
 
-export const backupToFlag = Flags.string({description: 'Directory that holds the sets (default: backups/ beside cluster.yaml).'})
+export const backupToFlag = Flags.string({description: "Where the sets are: a directory (default: backups/ beside cluster.yaml), or s3://imctl-backups[/PREFIX] on the cluster's own MinIO (written with the imctl-backup key)."})
 
 export const backupKeyFlag = Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'})

@@ -5,7 +5,9 @@ import {pipeline} from 'node:stream/promises'
 import {describe, it} from 'node:test'
 import type {S3Client} from '@aws-sdk/client-s3'
 import {ObjectWriter} from '../../src/components/minio/s3.js'
+import type {MinioS3} from '../../src/components/minio/s3.js'
 import {dumpObjects, indexText, readIndex, restoreObjects, KEPT_PREFIX} from '../../src/ops/backup/minio.js'
+import {parseS3Url, s3Store} from '../../src/ops/backup/store.js'
 
 interface Stored {
   body: Buffer
@@ -43,12 +45,20 @@ class FakeS3 {
         this.buckets.set(i.Bucket, new Map())
         return {}
       case 'ListObjectsV2': {
-        const keys = [...this.bucket(i.Bucket).keys()].sort()
+        const prefix: string = i.Prefix ?? ''
+        const keys = [...this.bucket(i.Bucket).keys()].filter((k) => k.startsWith(prefix)).sort()
+        if (i.Delimiter) {
+          const prefixes = [...new Set(keys.filter((k) => k.slice(prefix.length).includes('/')).map((k) => prefix + k.slice(prefix.length).split('/')[0] + '/'))]
+          return {CommonPrefixes: prefixes.map((Prefix) => ({Prefix})), Contents: keys.filter((k) => !k.slice(prefix.length).includes('/')).map((Key) => ({Key, Size: 0}))}
+        }
         const start = i.ContinuationToken ? Number(i.ContinuationToken) : 0
         const page = keys.slice(start, start + 2)
         const more = start + 2 < keys.length
         return {Contents: page.map((Key) => ({Key, Size: this.bucket(i.Bucket).get(Key)!.body.length})), IsTruncated: more, NextContinuationToken: more ? String(start + 2) : undefined}
       }
+      case 'DeleteObjects':
+        for (const o of i.Delete.Objects) this.bucket(i.Bucket).delete(o.Key)
+        return {}
       case 'HeadObject':
       case 'GetObject': {
         const o = this.bucket(i.Bucket).get(i.Key)
@@ -183,5 +193,39 @@ describe('MinIO objects: dump to a tar with an index, restore without losing any
     // A second run finds everything in place
     const again = await restoreObjects(target.client, Readable.from([tar]), index, 'tag3')
     assert.deepEqual({restored: again.restored, unchanged: again.unchanged, kept: again.keptAside}, {restored: 0, unchanged: 4, kept: []})
+  })
+})
+
+describe('backup sets in S3', () => {
+  it('reads s3://bucket/prefix', () => {
+    assert.deepEqual(parseS3Url('s3://imctl-backups'), {bucket: 'imctl-backups', prefix: ''})
+    assert.deepEqual(parseS3Url('s3://imctl-backups/nightly/eu/'), {bucket: 'imctl-backups', prefix: 'nightly/eu'})
+    assert.equal(parseS3Url('/srv/backups'), null)
+  })
+
+  it('stores artifacts under prefix/cluster/id, lists sets with their sizes, reads and removes them', async () => {
+    const fake = new FakeS3()
+    fake.buckets.set('imctl-backups', new Map())
+    let closed = 0
+    const session = {client: fake.client, target: 'h1:9000', close: async () => void closed++} as unknown as MinioS3
+    const store = s3Store(session, 'imctl-backups', 'nightly/chat')
+    assert.equal(store.root, 's3://imctl-backups/nightly/chat')
+    assert.equal(await store.has('20261126T170510Z'), false)
+    for (const [name, body] of [['a.enc', 'aaaa'], ['manifest.json', '{}']] as const) {
+      const w = await store.writer('20261126T170510Z', name)
+      await pipeline(Readable.from([Buffer.from(body)]), w.sink)
+      await w.commit()
+    }
+    assert.deepEqual([...fake.buckets.get('imctl-backups')!.keys()].sort(), ['nightly/chat/20261126T170510Z/a.enc', 'nightly/chat/20261126T170510Z/manifest.json'])
+    assert.equal(await store.has('20261126T170510Z'), true)
+    assert.deepEqual(await store.list(), [{id: '20261126T170510Z', files: [{name: 'a.enc', size: 4}, {name: 'manifest.json', size: 2}]}])
+    const chunks: Buffer[] = []
+    for await (const c of (await store.read('20261126T170510Z', 'a.enc'))!) chunks.push(c as Buffer)
+    assert.equal(Buffer.concat(chunks).toString(), 'aaaa')
+    assert.equal(await store.read('20261126T170510Z', 'missing.enc'), null)
+    await store.remove('20261126T170510Z')
+    assert.deepEqual(await store.list(), [])
+    await store.close()
+    assert.equal(closed, 1)
   })
 })

@@ -9,7 +9,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
   }
 
   async run(): Promise<void> {
-    const r = listBackups({configFile: this.flags.config, ...(this.flags.to ? {to: this.flags.to} : {})})
+    const r = await listBackups({configFile: this.flags.config, ...(this.flags.to ? {to: this.flags.to} : {})})
     this.output(r, (x) =>
       x.sets.length
         ? [`Backup sets in ${x.root}:`, ...x.sets.map((s) => `  ${s.id}  ${s.complete ? 'complete  ' : 'INCOMPLETE'}  ${s.artifacts} artifacts, ${s.bytes} bytes${s.release ? `, release ${s.release}` : ''}`)].join('\n')

@@ -1,6 +1,6 @@
-import {createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
-import {basename, dirname, join, resolve} from 'node:path'
+import {basename, join} from 'node:path'
 import {PassThrough, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
@@ -10,15 +10,16 @@ import {kafkaNodes} from '../../components/kafka/index.js'
 import {minioNodes} from '../../components/minio/index.js'
 import type {ComponentName, HostConfig} from '../../config/model.js'
 import {RemoteError, UserError} from '../../errors.js'
-import type {IoHost} from '../../io.js'
+import {silentIo, type IoHost} from '../../io.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
 import {appendAuditCommand, auditEntry} from '../audit.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {lockCluster} from '../lock.js'
-import {checkDecrypts, encryptor, fileDigest, HashTap, loadBackupKey, sealManifest} from './crypto.js'
+import {ArtifactCheck, encryptor, HashTap, loadBackupKey, sealManifest} from './crypto.js'
 import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka} from './kafka.js'
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
+import {backupRoot, isS3, openBackupStore, parseS3Url, type BackupStore} from './store.js'
 
 export interface ArtifactRecord {
   name: string
@@ -58,9 +59,7 @@ export interface BackupOptions {
   io: IoHost
 }
 
-export function backupRoot(model: ClusterModel, to?: string): string {
-  return resolve(to ?? join(dirname(model.config.file), 'backups'), model.config.name)
-}
+export {backupRoot}
 
 export function defaultKeyFile(cluster: string): string {
   return join(homedir(), '.config', 'imctl', `${cluster}.backup-key`)
@@ -77,6 +76,7 @@ function newId(now = new Date()): string {
  * HMAC of the key) is written last: a set without it is incomplete.
  */
 export async function createBackup(opts: BackupOptions): Promise<BackupManifest & {dir: string; keyFile: string; keyCreated: boolean}> {
+  if (isS3(opts.to) && !parseS3Url(opts.to!)) throw new UserError(`--to ${opts.to}: write s3://BUCKET or s3://BUCKET/PREFIX`)
   const model = loadCluster(opts.configFile)
   const c = model.config.components
   const hosts = storeHosts(model)
@@ -88,15 +88,15 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   const key = loadBackupKey(keyFile, true)
   if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
 
-  const root = backupRoot(model, opts.to)
-  const startedAt = new Date()
-  const id = newId(startedAt)
-  const dir = join(root, id)
-  if (existsSync(dir)) throw new UserError(`backup set ${id} already exists`, ['Wait a second and run again.'])
-  mkdirSync(dir, {recursive: true, mode: 0o700})
-
   const conns = await connectHosts(model.config, hosts, opts)
+  let store: BackupStore | undefined
   try {
+    store = await openBackupStore(model, opts.to, {conns, io: opts.io})
+    const startedAt = new Date()
+    const id = newId(startedAt)
+    const dir = `${store.root}/${id}`
+    if (await store.has(id)) throw new UserError(`backup set ${id} already exists`, ['Wait a second and run again.'])
+    await store.begin(id)
     const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], 'imctl backup create', opts.io)
     try {
       const pg = conns.get(c.postgresql.host)!
@@ -105,13 +105,17 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
       const artifacts: ArtifactRecord[] = []
       const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>): Promise<ArtifactRecord> => {
         opts.io.notify({type: 'info', message: `${a.host}: ${a.what}`})
-        const file = join(dir, a.name)
         const tap = new HashTap()
         const input = await source()
-        const out = createWriteStream(`${file}.partial`, {mode: 0o600})
-        if (a.gzip) await pipeline(input, createGzip(), encryptor(key.key), tap, out)
-        else await pipeline(input, encryptor(key.key), tap, out)
-        renameSync(`${file}.partial`, file)
+        const out = await store!.writer(id, a.name)
+        try {
+          if (a.gzip) await pipeline(input, createGzip(), encryptor(key.key), tap, out.sink)
+          else await pipeline(input, encryptor(key.key), tap, out.sink)
+          await out.commit()
+        } catch (e) {
+          await out.abort()
+          throw e
+        }
         const record = {...a, sha256: tap.hash.digest('hex'), size: tap.size}
         artifacts.push(record)
         return record
@@ -205,8 +209,9 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
         artifacts,
       }
       // Written last, atomically: only now is the set complete.
-      writeFileSync(join(dir, 'manifest.json.partial'), JSON.stringify({...body, hmac: sealManifest(body, key.key)}, null, 2) + '\n', {mode: 0o600})
-      renameSync(join(dir, 'manifest.json.partial'), join(dir, 'manifest.json'))
+      const manifestOut = await store.writer(id, 'manifest.json')
+      await pipeline(Readable.from([JSON.stringify({...body, hmac: sealManifest(body, key.key)}, null, 2) + '\n']), manifestOut.sink)
+      await manifestOut.commit()
       const entry = auditEntry('imctl backup create', model.config.release, 'ok', 0, 0, [`backup set ${id}: ${artifacts.length} artifacts`])
       await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
       return {...body, dir, keyFile, keyCreated: key.created}
@@ -214,6 +219,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
       await lock.release()
     }
   } finally {
+    await store?.close()
     await closeAll(conns)
   }
 }
@@ -303,26 +309,35 @@ export interface BackupSetSummary {
 }
 
 /** `imctl backup list`: every set, complete or not; only a set with its manifest is complete. */
-export function listBackups(opts: {configFile: string; to?: string}): {root: string; sets: BackupSetSummary[]} {
+export async function listBackups(opts: {configFile: string; to?: string; io?: IoHost; acceptNewHostKeys?: boolean; store?: BackupStore}): Promise<{root: string; sets: BackupSetSummary[]}> {
   const model = loadCluster(opts.configFile)
-  const root = backupRoot(model, opts.to)
-  if (!existsSync(root)) return {root, sets: []}
-  const sets = readdirSync(root, {withFileTypes: true})
-    .filter((d) => d.isDirectory())
-    .map((d): BackupSetSummary => {
-      const dir = join(root, d.name)
-      const files = readdirSync(dir)
-      const bytes = files.reduce((n, f) => n + statSync(join(dir, f)).size, 0)
-      let manifest: BackupManifest | null = null
-      try {
-        manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
-      } catch {
-        manifest = null
-      }
-      return {id: d.name, complete: manifest !== null, createdAt: manifest?.startedAt ?? null, artifacts: manifest?.artifacts.length ?? files.filter((f) => f.endsWith('.enc')).length, bytes, release: manifest?.release ?? null}
-    })
-    .sort((a, b) => a.id.localeCompare(b.id))
-  return {root, sets}
+  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false}))
+  try {
+    const sets: BackupSetSummary[] = []
+    for (const set of await store.list()) {
+      const manifest = await readManifest(store, set.id).catch(() => null)
+      sets.push({
+        id: set.id,
+        complete: manifest !== null,
+        createdAt: manifest?.startedAt ?? null,
+        artifacts: manifest?.artifacts.length ?? set.files.filter((f) => f.name.endsWith('.enc')).length,
+        bytes: set.files.reduce((n, f) => n + f.size, 0),
+        release: manifest?.release ?? null,
+      })
+    }
+    return {root: store.root, sets: sets.sort((a, b) => a.id.localeCompare(b.id))}
+  } finally {
+    if (!opts.store) await store.close()
+  }
+}
+
+/** A set's manifest as stored (seal unchecked), or null when the set has none. */
+export async function readManifest(store: BackupStore, id: string): Promise<(BackupManifest & {hmac?: string}) | null> {
+  const body = await store.read(id, 'manifest.json')
+  if (!body) return null
+  const chunks: Buffer[] = []
+  for await (const c of body) chunks.push(c as Buffer)
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as BackupManifest & {hmac?: string}
 }
 
 export interface VerifyResult {
@@ -332,48 +347,50 @@ export interface VerifyResult {
   checked: number
 }
 
-/** `imctl backup verify ID`: the manifest's seal, then every artifact's size, sha256 and GCM tag. */
-/** Where a set is: `setDir` when given (a set of another cluster, as deep verify restores), else by id. */
-export function setDirFor(model: ClusterModel, opts: {id: string; to?: string; setDir?: string}): string {
-  if (opts.setDir) return opts.setDir
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(opts.id)) throw new UserError(`${JSON.stringify(opts.id)} is not a backup set id`, ['Use an id that `imctl backup list` shows.'])
-  const dir = join(backupRoot(model, opts.to), opts.id)
-  if (!existsSync(dir)) throw new UserError(`no backup set ${opts.id} in ${dirname(dir)}`, ['Run `imctl backup list` to see the sets.'])
-  return dir
+/** Checks that `id` names a set in the store. */
+export async function checkSetId(store: BackupStore, id: string): Promise<void> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) throw new UserError(`${JSON.stringify(id)} is not a backup set id`, ['Use an id that `imctl backup list` shows.'])
+  if (!(await store.has(id))) throw new UserError(`no backup set ${id} in ${store.root}`, ['Run `imctl backup list` to see the sets.'])
 }
 
-export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; setDir?: string}): Promise<VerifyResult> {
+/**
+ * `imctl backup verify ID`: the manifest's seal, then every artifact's size, sha256
+ * and GCM tag, each artifact read once (from a directory or from S3 alike).
+ * `store`: a store opened already (deep verify, restore); else `to` is opened.
+ */
+export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; store?: BackupStore; io?: IoHost; acceptNewHostKeys?: boolean}): Promise<VerifyResult> {
   const model = loadCluster(opts.configFile)
-  const dir = setDirFor(model, opts)
   const key = loadBackupKey(opts.keyFile ?? defaultKeyFile(model.config.name), false)
-  const problems: VerifyResult['problems'] = []
-  let manifest: (BackupManifest & {hmac?: string}) | null = null
+  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false}))
   try {
-    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
-  } catch (e) {
-    problems.push({artifact: 'manifest.json', problem: existsSync(join(dir, 'manifest.json')) ? `unreadable: ${(e as Error).message}` : 'missing: the set is incomplete'})
-  }
-  if (manifest) {
-    const {hmac, ...body} = manifest
-    if (manifest.keyFingerprint !== key.fingerprint) problems.push({artifact: 'manifest.json', problem: `made with key ${manifest.keyFingerprint}, not with ${key.file} (${key.fingerprint})`})
-    else if (hmac !== sealManifest(body, key.key)) problems.push({artifact: 'manifest.json', problem: 'its seal does not match: the manifest was changed or damaged'})
-    for (const a of manifest.artifacts ?? []) {
-      const file = join(dir, a.name)
-      if (!existsSync(file)) {
-        problems.push({artifact: a.name, problem: 'missing'})
-        continue
-      }
-      const d = await fileDigest(file)
-      if (d.size !== a.size) problems.push({artifact: a.name, problem: `size ${d.size}, manifest says ${a.size}`})
-      else if (d.sha256 !== a.sha256) problems.push({artifact: a.name, problem: 'sha256 differs from the manifest: damaged'})
-      else {
-        try {
-          await checkDecrypts(file, key.key)
-        } catch (e) {
-          problems.push({artifact: a.name, problem: `does not decrypt: ${(e as Error).message}`})
+    await checkSetId(store, opts.id)
+    const problems: VerifyResult['problems'] = []
+    let manifest: (BackupManifest & {hmac?: string}) | null = null
+    try {
+      manifest = await readManifest(store, opts.id)
+      if (!manifest) problems.push({artifact: 'manifest.json', problem: 'missing: the set is incomplete'})
+    } catch (e) {
+      problems.push({artifact: 'manifest.json', problem: `unreadable: ${(e as Error).message}`})
+    }
+    if (manifest) {
+      const {hmac, ...body} = manifest
+      if (manifest.keyFingerprint !== key.fingerprint) problems.push({artifact: 'manifest.json', problem: `made with key ${manifest.keyFingerprint}, not with ${key.file} (${key.fingerprint})`})
+      else if (hmac !== sealManifest(body, key.key)) problems.push({artifact: 'manifest.json', problem: 'its seal does not match: the manifest was changed or damaged'})
+      for (const a of manifest.artifacts ?? []) {
+        const source = await store.read(opts.id, a.name)
+        if (!source) {
+          problems.push({artifact: a.name, problem: 'missing'})
+          continue
         }
+        const check = new ArtifactCheck(key.key)
+        await pipeline(source, check)
+        if (check.size !== a.size) problems.push({artifact: a.name, problem: `size ${check.size}, manifest says ${a.size}`})
+        else if (check.sha256 !== a.sha256) problems.push({artifact: a.name, problem: 'sha256 differs from the manifest: damaged'})
+        else if (check.decryptError) problems.push({artifact: a.name, problem: `does not decrypt: ${check.decryptError}`})
       }
     }
+    return {id: opts.id, ok: problems.length === 0, problems, checked: manifest?.artifacts?.length ?? 0}
+  } finally {
+    if (!opts.store) await store.close()
   }
-  return {id: opts.id, ok: problems.length === 0, problems, checked: manifest?.artifacts?.length ?? 0}
 }

@@ -1,13 +1,14 @@
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {IoHost} from '../../io.js'
 import {createSandbox, destroySandbox} from '../../sandbox/sandbox.js'
-import {closeAll, connectHosts, loadCluster} from '../cluster.js'
+import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {installService} from '../install.js'
-import {COUNT_ROWS_SQL, defaultKeyFile, parseCounts, psql, setDirFor, verifyBackup, type BackupManifest, type VerifyResult} from './backup.js'
+import {COUNT_ROWS_SQL, defaultKeyFile, parseCounts, psql, readManifest, verifyBackup, type VerifyResult} from './backup.js'
 import {restoreBackup} from './restore.js'
+import {openBackupStore, type BackupStore} from './store.js'
 
 export interface DeepVerifyResult extends VerifyResult {
   /** storesNotRestored: the set's MinIO or Kafka data, which the one-host sandbox (PostgreSQL, Redis, ejabberd) does not take. */
@@ -21,11 +22,19 @@ export interface DeepVerifyResult extends VerifyResult {
  */
 export async function deepVerifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; io: IoHost}): Promise<DeepVerifyResult> {
   const model = loadCluster(opts.configFile)
-  const dir = setDirFor(model, opts)
+  const store = await openBackupStore(model, opts.to, {io: opts.io})
+  try {
+    return await deepVerifyFrom(model, store, opts)
+  } finally {
+    await store.close()
+  }
+}
+
+async function deepVerifyFrom(model: ClusterModel, store: BackupStore, opts: {configFile: string; id: string; keyFile?: string; io: IoHost}): Promise<DeepVerifyResult> {
   const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
-  const shallow = await verifyBackup({configFile: opts.configFile, id: opts.id, setDir: dir, keyFile})
+  const shallow = await verifyBackup({configFile: opts.configFile, id: opts.id, store, keyFile})
   if (!shallow.ok) return {...shallow, deep: null}
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as BackupManifest
+  const manifest = (await readManifest(store, opts.id))!
   const name = `vfy-${randomBytes(3).toString('hex')}`
   const sbDir = mkdtempSync(join(tmpdir(), `imctl-${name}-`))
   const problems = [...shallow.problems]
@@ -37,7 +46,7 @@ export async function deepVerifyBackup(opts: {configFile: string; id: string; to
       problems.push({artifact: 'sandbox', problem: `the throwaway install failed: ${installed.applied.filter((a) => a.status === 'failed').map((a) => a.error).join('; ')}`})
       return {...shallow, ok: false, problems, deep: {sandbox: name, healthy: false, tablesCompared: 0}}
     }
-    const restored = await restoreBackup({configFile: sb.configFile, id: opts.id, setDir: dir, keyFile, skipAbsentStores: true, io: opts.io})
+    const restored = await restoreBackup({configFile: sb.configFile, id: opts.id, store, keyFile, skipAbsentStores: true, io: opts.io})
     if (!restored.healthy) problems.push({artifact: 'restore', problem: `health after the restore: ${restored.health.filter((h) => !h.ok).map((h) => `${h.component}: ${h.detail}`).join('; ')}`})
     const expected = manifest.artifacts.find((a) => a.name === 'postgresql-ejabberd.pgdump.enc')?.counts ?? {}
     const sbModel = loadCluster(sb.configFile)

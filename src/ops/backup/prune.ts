@@ -1,8 +1,9 @@
-import {rmSync} from 'node:fs'
-import {join} from 'node:path'
 import {UserError} from '../../errors.js'
+import {silentIo, type IoHost} from '../../io.js'
+import {loadCluster} from '../cluster.js'
 import {listBackups, verifyBackup} from './backup.js'
-import {parseRetention, retained} from './retention.js'
+import {parseRetention, retained, type RetentionPolicy} from './retention.js'
+import {openBackupStore, type BackupStore} from './store.js'
 
 export interface PruneResult {
   kept: string[]
@@ -14,14 +15,23 @@ export interface PruneResult {
 }
 
 /** `imctl backup prune`: keeps what the policy says, and never deletes before the newest kept set has verified. */
-export async function pruneBackups(opts: {configFile: string; keep: string; to?: string; keyFile?: string; dryRun: boolean; now?: Date}): Promise<PruneResult> {
+export async function pruneBackups(opts: {configFile: string; keep: string; to?: string; keyFile?: string; dryRun: boolean; now?: Date; io?: IoHost}): Promise<PruneResult> {
   const policy = parseRetention(opts.keep)
-  const {root, sets} = listBackups({configFile: opts.configFile, ...(opts.to ? {to: opts.to} : {})})
+  const store = await openBackupStore(loadCluster(opts.configFile), opts.to, {io: opts.io ?? silentIo})
+  try {
+    return await pruneIn(store, policy, opts)
+  } finally {
+    await store.close()
+  }
+}
+
+async function pruneIn(store: BackupStore, policy: RetentionPolicy, opts: {configFile: string; keyFile?: string; dryRun: boolean; now?: Date}): Promise<PruneResult> {
+  const {root, sets} = await listBackups({configFile: opts.configFile, store})
   const complete = sets.filter((s) => s.complete && s.createdAt).map((s) => ({id: s.id, createdAt: new Date(s.createdAt!)}))
   if (!complete.length) throw new UserError(`no complete backup set in ${root}: nothing may be pruned`, ['Run `imctl backup create` first.'])
   const {keep, remove} = retained(complete, policy)
   const newest = keep[0]!
-  const check = await verifyBackup({configFile: opts.configFile, id: newest, ...(opts.to ? {to: opts.to} : {}), ...(opts.keyFile ? {keyFile: opts.keyFile} : {})})
+  const check = await verifyBackup({configFile: opts.configFile, id: newest, store, ...(opts.keyFile ? {keyFile: opts.keyFile} : {})})
   if (!check.ok) {
     throw new UserError(`the newest set ${newest} does not verify (${check.problems.map((p) => p.artifact).join(', ')}): nothing was pruned`, [
       'Older sets may be the only good ones now. Run `imctl backup create`, verify it, then prune.',
@@ -29,7 +39,7 @@ export async function pruneBackups(opts: {configFile: string; keep: string; to?:
   }
   const now = opts.now ?? new Date()
   const staleIncomplete = sets.filter((s) => !s.complete && now.getTime() - idTime(s.id) > 86_400_000).map((s) => s.id)
-  if (!opts.dryRun) for (const id of [...remove, ...staleIncomplete]) rmSync(join(root, id), {recursive: true, force: true})
+  if (!opts.dryRun) for (const id of [...remove, ...staleIncomplete]) await store.remove(id)
   return {kept: keep, removed: remove, removedIncomplete: staleIncomplete, verified: newest, dryRun: opts.dryRun}
 }
 
