@@ -8,7 +8,7 @@ import {
   dayStartMicros,
   deleteBatchSql,
   exportSql,
-  idBatches,
+  deleteBatches,
   lineFacts,
   objectKey,
   parseDuration,
@@ -76,7 +76,7 @@ describe('archive: lines and partitions', () => {
       ],
     )
     assert.equal(parts[0]!.sha256, createHash('sha256').update(`${lines[0]}\n${lines[1]}\n`).digest('hex'))
-    assert.deepEqual(t.ids, [3, 1, 7])
+    assert.deepEqual(t.rows.map((r) => r.id), [3, 1, 7])
   })
 
   it('names every difference between an object as written and as read back', () => {
@@ -107,12 +107,18 @@ describe('archive: SQL', () => {
     assert.equal(exportSql({cutoffMicros: 1700, maxId: 99}, 'd', null), `SELECT row_to_json(a)::text FROM public.archive a WHERE server_host = 'd' AND timestamp < 1700 AND id <= 99 ORDER BY timestamp, id;\n`)
   })
 
-  it('deletes a batch of verified ids in one transaction, bounded to the object\'s domain and days', () => {
+  it('deletes a batch of verified ids in one transaction, bounded to the domain and the batch\'s own timestamps', () => {
     assert.equal(
-      deleteBatchSql({domain: 'd', firstDay: '1970-01-01', lastDay: '1970-01-02'}, [5, 6, 9]),
-      "BEGIN;\nWITH gone AS (DELETE FROM public.archive WHERE server_host = 'd' AND timestamp >= 0 AND timestamp < 172800000000\n  AND id = ANY('{5,6,9}'::bigint[]) RETURNING 1) SELECT count(*) FROM gone;\nCOMMIT;\n",
+      deleteBatchSql('d', {ids: [5, 6, 9], minTs: 100, maxTs: 250}),
+      "BEGIN;\nWITH gone AS (DELETE FROM public.archive WHERE server_host = 'd' AND timestamp >= 100 AND timestamp <= 250\n  AND id = ANY('{5,6,9}'::bigint[]) RETURNING 1) SELECT count(*) FROM gone;\nCOMMIT;\n",
     )
-    assert.deepEqual(idBatches([9, 1, 5, 3, 7], 2), [[1, 3], [5, 7], [9]])
+    // Batches follow time (then id), whatever order the rows came in, so a re-read gives the same batches.
+    const rows = [{id: 9, timestamp: 30}, {id: 1, timestamp: 10}, {id: 5, timestamp: 20}, {id: 3, timestamp: 20}, {id: 7, timestamp: 40}]
+    assert.deepEqual(deleteBatches(rows, 2), [
+      {ids: [1, 3], minTs: 10, maxTs: 20},
+      {ids: [5, 9], minTs: 20, maxTs: 30},
+      {ids: [7], minTs: 40, maxTs: 40},
+    ])
   })
 
   it('restores only ids not there yet, and rolls back an object that did not check out', () => {

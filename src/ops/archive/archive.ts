@@ -30,7 +30,7 @@ import {
   dayStartMicros,
   deleteBatchSql,
   exportSql,
-  idBatches,
+  deleteBatches,
   lineFacts,
   nextDay,
   objectKey,
@@ -256,8 +256,8 @@ async function continueRun(s: Session, m: RunManifest, io: IoHost): Promise<void
   const byKey = (k: string) => m.objects.find((o) => o.key === k)!
   for (const k of [...plan.verify, ...plan.delete]) {
     const o = byKey(k)
-    const ids = await verifyObject(s, m, o, io)
-    await deleteObjectRows(s, m, o, ids, io)
+    const rows = await verifyObject(s, m, o, io)
+    await deleteObjectRows(s, m, o, rows, io)
   }
   for (const {domain, fromDay} of plan.export) {
     await exportDomain(s, m, domain, fromDay, io)
@@ -315,8 +315,8 @@ async function exportDomain(s: Session, m: RunManifest, domain: string, fromDay:
     m.objects.push(rec)
     await saveManifest(s.s3, m)
     io.notify({type: 'info', message: `exported ${rec.key}: ${rec.rows} rows, days ${rec.firstDay}..${rec.lastDay}, ${rec.bytes} bytes`})
-    const ids = await verifyObject(s, m, rec, io)
-    await deleteObjectRows(s, m, rec, ids, io)
+    const rows = await verifyObject(s, m, rec, io)
+    await deleteObjectRows(s, m, rec, rows, io)
   }
 
   try {
@@ -346,8 +346,8 @@ async function exportDomain(s: Session, m: RunManifest, domain: string, fromDay:
   }
 }
 
-/** Reads an object back and compares size, sha256 and every day's rows, ids and sha256 with its record; returns its ids. */
-async function verifyObject(s: Session, m: RunManifest, o: ObjectRecord, io: IoHost): Promise<number[]> {
+/** Reads an object back and compares size, sha256 and every day's rows, ids and sha256 with its record; returns its rows' ids and timestamps. */
+async function verifyObject(s: Session, m: RunManifest, o: ObjectRecord, io: IoHost): Promise<{id: number; timestamp: number}[]> {
   const got = await getObjectStream(s.s3.client, ARCHIVE_BUCKET, o.key)
   const tap = new HashTap()
   const tally = new PartitionTally(true)
@@ -361,14 +361,14 @@ async function verifyObject(s: Session, m: RunManifest, o: ObjectRecord, io: IoH
     await saveManifest(s.s3, m)
   }
   io.notify({type: 'info', message: `verified ${o.key}: read back equal (${o.rows} rows)`})
-  return tally.ids
+  return tally.rows
 }
 
 /** Deletes an object's verified ids in batches, each in its own transaction, then checks that none of its span is left. */
-async function deleteObjectRows(s: Session, m: RunManifest, o: ObjectRecord, ids: number[], io: IoHost): Promise<void> {
-  const batches = idBatches(ids)
+async function deleteObjectRows(s: Session, m: RunManifest, o: ObjectRecord, rows: {id: number; timestamp: number}[], io: IoHost): Promise<void> {
+  const batches = deleteBatches(rows)
   for (let i = o.deletedBatches; i < batches.length; i++) {
-    const r = await s.pg.exec(sqlCmd(deleteBatchSql(o, batches[i]!), `delete archived rows of ${o.key}, batch ${i + 1}/${batches.length}`))
+    const r = await s.pg.exec(sqlCmd(deleteBatchSql(o.domain, batches[i]!), `delete archived rows of ${o.key}, batch ${i + 1}/${batches.length}`))
     o.deletedRows += Number(r.stdout.trim().split('\n').pop())
     o.deletedBatches = i + 1
     await saveManifest(s.s3, m)

@@ -167,24 +167,36 @@ export function statsSql(cutoffMicros: number): string {
   return `SELECT server_host, count(*), sum(octet_length(row_to_json(a)::text) + 1), max(id) FROM public.archive a WHERE timestamp < ${cutoffMicros} GROUP BY server_host ORDER BY server_host;\n`
 }
 
+/** Verified rows to delete together: their ids and the timestamps they span. */
+export interface DeleteBatch {
+  ids: number[]
+  minTs: number
+  maxTs: number
+}
+
 /**
  * One batch of verified ids deleted in one transaction, bounded to the object's
- * domain and time span as well; prints how many rows went.
+ * domain and to the batch's own timestamps as well (so the index on server_host and
+ * timestamp finds them); prints how many rows went.
  */
-export function deleteBatchSql(o: Pick<ObjectRecord, 'domain' | 'firstDay' | 'lastDay'>, ids: number[]): string {
+export function deleteBatchSql(domain: string, b: DeleteBatch): string {
   return [
     'BEGIN;',
-    `WITH gone AS (DELETE FROM public.archive WHERE server_host = ${sqlLiteral(o.domain)} AND timestamp >= ${dayStartMicros(o.firstDay)} AND timestamp < ${dayStartMicros(nextDay(o.lastDay))}`,
-    `  AND id = ANY('{${ids.join(',')}}'::bigint[]) RETURNING 1) SELECT count(*) FROM gone;`,
+    `WITH gone AS (DELETE FROM public.archive WHERE server_host = ${sqlLiteral(domain)} AND timestamp >= ${b.minTs} AND timestamp <= ${b.maxTs}`,
+    `  AND id = ANY('{${b.ids.join(',')}}'::bigint[]) RETURNING 1) SELECT count(*) FROM gone;`,
     'COMMIT;',
     '',
   ].join('\n')
 }
 
-export function idBatches(ids: number[], size = DELETE_BATCH_ROWS): number[][] {
-  const sorted = [...ids].sort((a, b) => a - b)
-  const out: number[][] = []
-  for (let i = 0; i < sorted.length; i += size) out.push(sorted.slice(i, i + size))
+/** Rows in timestamp order (then id), cut into batches: the same batches every time the object is read. */
+export function deleteBatches(rows: {id: number; timestamp: number}[], size = DELETE_BATCH_ROWS): DeleteBatch[] {
+  const sorted = [...rows].sort((a, b) => a.timestamp - b.timestamp || a.id - b.id)
+  const out: DeleteBatch[] = []
+  for (let i = 0; i < sorted.length; i += size) {
+    const part = sorted.slice(i, i + size)
+    out.push({ids: part.map((r) => r.id), minTs: part[0]!.timestamp, maxTs: part.at(-1)!.timestamp})
+  }
   return out
 }
 
@@ -231,11 +243,11 @@ export class PartitionTally {
   readonly partitions: PartitionRecord[] = []
   private hash = createHash('sha256')
   private current: PartitionRecord | undefined
-  readonly ids: number[] = []
+  readonly rows: {id: number; timestamp: number}[] = []
   minTs = Number.POSITIVE_INFINITY
   maxTs = 0
 
-  constructor(private readonly keepIds = false) {}
+  constructor(private readonly keepRows = false) {}
 
   /** The day of the line just added. */
   add(line: string): string {
@@ -255,7 +267,7 @@ export class PartitionTally {
     if (id > c.maxId) c.maxId = id
     if (timestamp < this.minTs) this.minTs = timestamp
     if (timestamp > this.maxTs) this.maxTs = timestamp
-    if (this.keepIds) this.ids.push(id)
+    if (this.keepRows) this.rows.push({id, timestamp})
     return day
   }
 
