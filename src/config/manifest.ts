@@ -60,6 +60,12 @@ export interface ArtifactRelease {
   sums: string
   /** Extra environment for the recipe, e.g. MC_VERSION. */
   env?: Record<string, string>
+  /**
+   * Docker mode for the component of the same name: a recipe under templates/ built on the
+   * engine with this artifact's files in its build context (and the component's Debian
+   * packages, e.g. Java from hostPackages).
+   */
+  image?: {build: string}
 }
 
 export interface ArtifactFile {

@@ -2,6 +2,7 @@ import {EjabberdApiError, openEjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
 import {EngineConnection} from '../transport/engine.js'
+import {artifactContextFiles, type ExtraContextFile} from '../transport/engine-images.js'
 import type {HostConnection} from '../transport/types.js'
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
@@ -147,7 +148,15 @@ async function runStep(step: Step, conns: Map<string, HostConnection>, opts: App
       if (!(e instanceof EngineConnection)) throw new Error(`bug: engine step on SSH host ${step.host}`)
       const op = run.op
       if (op.op === 'network') return e.ensureNetwork(op.name)
-      if (op.op === 'build-image') return e.buildImage(op.tag, op.contextDir, op.contextFiles)
+      if (op.op === 'build-image') {
+        // An artifact's files join the build context from where install keeps them (imctl's cache).
+        const extra: ExtraContextFile[] = []
+        for (const a of op.artifacts ?? []) {
+          if (!opts.artifactSource) throw new Error(`bug: no artifact source for ${a.name} ${a.version}`)
+          extra.push(...artifactContextFiles(a, (await opts.artifactSource(a.name, a.version)).dir))
+        }
+        return e.buildImage(op.tag, op.contextDir, op.contextFiles, undefined, extra)
+      }
       if (op.op === 'create-container') return e.createContainer(op.spec, op.files, op.replace)
       if (op.op === 'start-container') return e.startContainer(op.name, op.ready)
       return e.removeContainer(op.name, op.purgeVolumes)

@@ -13,7 +13,7 @@ import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
 import {aptSuiteFiles} from './apt-suites.js'
 import {configHash, containerSpec} from './container-spec.js'
-import type {ContainerResource, FileResource, PackagesResource, Resource} from './resources.js'
+import type {ContainerResource, FileResource, ImageArtifact, PackagesResource, Resource} from './resources.js'
 
 /** The (first) host a component is placed on. */
 export function placementHost(config: ClusterConfig, c: ComponentName): string {
@@ -111,24 +111,40 @@ export function desiredState(
   return [...repos, ...merged.values(), ...rest]
 }
 
+/** Kinds that change an SSH host's system: on an engine they are the image's and the entrypoint's job. */
+const SSH_ONLY_KINDS: ReadonlySet<Resource['kind']> = new Set(['system-user', 'directory', 'once', 'mount'])
+
+/** The image recipe of a component: its manifest entry's, or for one shipped as an artifact (Kafka, MinIO), the artifact's. */
+function imageRecipe(manifest: ReleaseManifest, name: ComponentName): string | undefined {
+  return manifest.components[name]?.image?.build ?? manifest.artifacts?.[name]?.image?.build
+}
+
 function containerize(config: ClusterConfig, manifest: ReleaseManifest, name: ComponentName, resources: Resource[]): Resource[] {
   const host = hostByName(config, placementHost(config, name))
   const runtime = containerRuntime(component(name))
   const files = resources.filter((r): r is FileResource => r.kind === 'file')
+  // The image carries the component's packages and its artifacts' files.
+  const packages = resources.flatMap((r) => (r.kind === 'packages' ? r.packages : []))
+  const artifacts = resources.flatMap((r): ImageArtifact[] => (r.kind === 'artifact' ? [{name: r.name, version: r.version, files: r.files}] : []))
   const out: Resource[] = []
   let image = ''
   for (const r of resources) {
-    if (r.kind === 'packages') {
-      const recipe = manifest.components[name]?.image?.build
+    if (SSH_ONLY_KINDS.has(r.kind)) throw new Error(`bug: ${name} asks for a ${r.kind} on engine host ${host.name}; on an engine its image or entrypoint does that`)
+    if (r.kind === 'packages' || r.kind === 'artifact') {
+      if (image) continue
+      const recipe = imageRecipe(manifest, name)
       if (!recipe) throw new UserError(`release ${manifest.release} names no image for ${name}`, [`Place ${name} on an SSH host, or use a release whose manifest has \`image: {build: ...}\` for it.`])
       const contextDir = join(templatesDir, recipe)
       const contextFiles = readdirSync(contextDir).sort()
-      const h = createHash('sha256').update(JSON.stringify(r.packages))
+      const h = createHash('sha256').update(JSON.stringify(packages))
       for (const f of contextFiles) h.update(`\0${f}\0`).update(readFileSync(join(contextDir, f)))
+      // Only when there are any, so the tags of images without artifacts stay what they were.
+      if (artifacts.length) h.update(JSON.stringify(artifacts.map((a) => [a.name, a.version, a.files.map((f) => [f.path, f.sha256, f.mode ?? ''])])))
       image = `localhost/imctl-${name}:${h.digest('hex').slice(0, 12)}`
-      out.push({kind: 'image', host: r.host, component: name, tag: image, contextDir, contextFiles, packages: r.packages})
+      out.push({kind: 'image', host: host.name, component: name, tag: image, contextDir, contextFiles, packages, ...(artifacts.length ? {artifacts} : {})})
     } else if (r.kind === 'file') {
       if (r !== files[0]) continue
+      if (!image) throw new Error(`bug: ${name} lists a file before its packages or artifacts, so its container would have no image`)
       const probe = containerSpec({config, host, component: name, image, runtime, configHash: ''})
       const hash = configHash(image, files, probe)
       const container: ContainerResource = {

@@ -6,7 +6,7 @@ import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
 import type {HostFacts} from './facts.js'
 import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
-import type {ContainerSpec, FileResource, Resource} from './resources.js'
+import type {ContainerSpec, FileResource, ImageArtifact, Resource} from './resources.js'
 import {artifactSums, resourceKey} from './resources.js'
 import {installPackagesOffline} from './offline.js'
 
@@ -22,7 +22,7 @@ export type StepRun =
 /** Changes to an engine host, as data; the engine transport carries them out. */
 export type EngineOp =
   | {op: 'network'; name: string}
-  | {op: 'build-image'; tag: string; contextDir: string; contextFiles: string[]}
+  | {op: 'build-image'; tag: string; contextDir: string; contextFiles: string[]; artifacts?: ImageArtifact[]}
   | {op: 'create-container'; spec: ContainerSpec; files: FileResource[]; replace: boolean}
   | {op: 'start-container'; name: string; ready: RemoteCommand}
   | {op: 'remove-container'; name: string; purgeVolumes: boolean}
@@ -358,9 +358,12 @@ export function planChanges(
         steps.push({
           ...base,
           action: 'build',
-          what: `build image ${r.tag} (${r.packages.map((p) => p.name).join(' ')} from Debian)`,
+          what: `build image ${r.tag} (${[
+            ...(r.packages.length ? [`${r.packages.map((p) => p.name).join(' ')} from Debian`] : []),
+            ...(r.artifacts ?? []).map((a) => `${a.name} ${a.version} from the artifact cache`),
+          ].join(', ')})`,
           why: 'not on this engine',
-          run: {type: 'engine', op: {op: 'build-image', tag: r.tag, contextDir: r.contextDir, contextFiles: r.contextFiles}},
+          run: {type: 'engine', op: {op: 'build-image', tag: r.tag, contextDir: r.contextDir, contextFiles: r.contextFiles, ...(r.artifacts ? {artifacts: r.artifacts} : {})}},
         })
         break
       }

@@ -110,11 +110,20 @@ export interface NetworkResource extends Base {
 /** A component's image, built on the engine from Debian's packages (templates/images/<component>). */
 export interface ImageResource extends Base {
   kind: 'image'
-  /** Tagged by a hash of its build context and package pins, so a change builds a new one. */
+  /** Tagged by a hash of its build context, package pins and artifact sums, so a change builds a new one. */
   tag: string
   contextDir: string
   contextFiles: string[]
   packages: PinnedPackage[]
+  /** Artifacts from imctl's cache that go into the build context too, under `artifacts/<name>/`. */
+  artifacts?: ImageArtifact[]
+}
+
+/** An artifact's files for an image's build context, with the SHA256SUMS the build checks them against. */
+export interface ImageArtifact {
+  name: string
+  version: string
+  files: {path: string; sha256: string; mode?: string}[]
 }
 
 /** A component's container: its image, config files put in before start, volumes, ports, labels. */

@@ -1,8 +1,10 @@
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type Docker from 'dockerode'
 import {execa} from 'execa'
+import * as tar from 'tar-stream'
+import {artifactSums, type ImageArtifact} from '../plan/resources.js'
 
 /** Debian 12 made with debootstrap from a Debian mirror: no registry needed, on any engine. */
 export const BASE_IMAGE = {repo: 'localhost/imctl-sbx-base', tag: 'bookworm'}
@@ -53,10 +55,69 @@ export async function ensureBaseImage(docker: Docker, opts: {mirror?: string; no
   return baseImageRef
 }
 
-/** Builds an image from a directory of templates/ on the engine, FROM the base image. */
-export async function buildImage(docker: Docker, contextDir: string, files: string[], tag: string, base: string): Promise<void> {
-  const stream = await docker.buildImage({context: contextDir, src: files}, {t: tag, dockerfile: 'Containerfile', buildargs: {BASE: base}})
+/** A file of a build context from outside its recipe folder: a local file (streamed), or text. */
+export interface ExtraContextFile {
+  /** Its path in the build context, e.g. `artifacts/kafka/libs/kafka_2.13-4.4.0.jar`. */
+  name: string
+  source: {file: string} | {content: string}
+  /** Octal, e.g. '644'. */
+  mode: string
+}
+
+/**
+ * Builds an image from a directory of templates/ on the engine, FROM the base image; `extra`
+ * files (an artifact's, from imctl's cache) join the recipe's in the build context.
+ */
+export async function buildImage(docker: Docker, contextDir: string, files: string[], tag: string, base: string, extra: ExtraContextFile[] = []): Promise<void> {
+  const context = extra.length ? packContext(contextDir, files, extra) : {context: contextDir, src: files}
+  const stream = await docker.buildImage(context as Parameters<Docker['buildImage']>[0], {t: tag, dockerfile: 'Containerfile', buildargs: {BASE: base}})
   await followProgress(docker, stream)
+}
+
+/** An artifact's files in a build context, under `artifacts/<name>/`, with the SHA256SUMS the recipe checks them against. */
+export function artifactContextFiles(artifact: ImageArtifact, localDir: string): ExtraContextFile[] {
+  const under = `artifacts/${artifact.name}`
+  return [
+    ...artifact.files.map((f): ExtraContextFile => ({name: `${under}/${f.path}`, source: {file: join(localDir, f.path)}, mode: f.mode ?? '644'})),
+    {name: `${under}/SHA256SUMS`, source: {content: artifactSums(artifact.files)}, mode: '644'},
+  ]
+}
+
+/** The build context as one tar stream: the recipe's files, then the extra ones, each large file streamed from disk. */
+export function packContext(contextDir: string, files: string[], extra: ExtraContextFile[]): NodeJS.ReadableStream {
+  const pack = tar.pack()
+  const dirs = new Set<string>()
+  const parents = (name: string) => {
+    const parts = name.split('/').slice(0, -1)
+    for (let i = 1; i <= parts.length; i++) {
+      const d = parts.slice(0, i).join('/')
+      if (!dirs.has(d)) {
+        dirs.add(d)
+        pack.entry({name: d, type: 'directory', mode: 0o755})
+      }
+    }
+  }
+  void (async () => {
+    for (const f of files) {
+      const path = join(contextDir, f)
+      pack.entry({name: f, mode: statSync(path).mode & 0o7777}, readFileSync(path))
+    }
+    for (const e of extra) {
+      parents(e.name)
+      const mode = parseInt(e.mode, 8)
+      if ('content' in e.source) {
+        pack.entry({name: e.name, mode}, e.source.content)
+        continue
+      }
+      const file = e.source.file
+      await new Promise<void>((resolve, reject) => {
+        const entry = pack.entry({name: e.name, mode, size: statSync(file).size}, (err) => (err ? reject(err) : resolve()))
+        createReadStream(file).on('error', reject).pipe(entry)
+      })
+    }
+    pack.finalize()
+  })().catch((err: Error) => pack.destroy(err))
+  return pack as unknown as NodeJS.ReadableStream
 }
 
 /** The Debian mirror this machine's apt uses (deb822 or one-line sources). */

@@ -8,7 +8,7 @@ import type {ComponentName, HostConfig} from '../config/model.js'
 import {RemoteError, UserError, tail} from '../errors.js'
 import type {ContainerSpec, FileResource} from '../plan/resources.js'
 import {wrapArgv, type ExecResult, type RemoteCommand} from './command.js'
-import {buildImage, ensureBaseImage} from './engine-images.js'
+import {buildImage, ensureBaseImage, type ExtraContextFile} from './engine-images.js'
 import {connectSsh, type SshOptions} from './ssh.js'
 import type {HostConnection, Tunnel} from './types.js'
 
@@ -196,9 +196,9 @@ export class EngineConnection implements HostConnection {
     await this.docker.createNetwork({Name: name, Labels: {[LABELS.cluster]: this.cluster}})
   }
 
-  async buildImage(tag: string, contextDir: string, files: string[], notify?: (m: string) => void): Promise<void> {
+  async buildImage(tag: string, contextDir: string, files: string[], notify?: (m: string) => void, extra: ExtraContextFile[] = []): Promise<void> {
     const base = await ensureBaseImage(this.docker, notify ? {notify} : {})
-    await buildImage(this.docker, contextDir, files, tag, base)
+    await buildImage(this.docker, contextDir, files, tag, base, extra)
   }
 
   /** Creates the container (replacing one of the same name, volumes kept) and puts its files in before it first starts. */
