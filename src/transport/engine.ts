@@ -115,15 +115,22 @@ export class EngineConnection implements HostConnection {
     return {exitCode: code, stdout: outBuf, stderr: errText}
   }
 
-  /** Each connection to the local port runs `socat - TCP:dst:port` inside the component's container. */
-  tunnel(dstHost: string, dstPort: number, from?: ComponentName): Promise<Tunnel> {
-    const c = this.container(from, `tunnel to ${dstHost}:${dstPort}`)
+  /**
+   * Each connection to the local port runs `socat - TCP:dst:port` inside the component's container.
+   * Without a component, a destination that is this host's address and a port that one of the
+   * cluster's running containers publishes is reached inside that container, at its own port:
+   * what a client elsewhere reaches at ADDRESS:PORT, without a route to the engine's host.
+   */
+  async tunnel(dstHost: string, dstPort: number, from?: ComponentName): Promise<Tunnel> {
+    const published = from ? null : await this.publisher(dstHost, dstPort)
+    const c = this.container(from ?? published?.component, `tunnel to ${dstHost}:${dstPort}`)
+    const [toHost, toPort] = published ? ['127.0.0.1', published.containerPort] : [dstHost, dstPort]
     const sockets = new Set<Socket>()
     const server = createServer(async (local) => {
       sockets.add(local)
       local.on('close', () => sockets.delete(local))
       try {
-        const exec = await c.exec({Cmd: ['socat', '-', `TCP:${dstHost}:${dstPort}`], AttachStdin: true, AttachStdout: true, AttachStderr: true})
+        const exec = await c.exec({Cmd: ['socat', '-', `TCP:${toHost}:${toPort}`], AttachStdin: true, AttachStdout: true, AttachStderr: true})
         const remote = (await exec.start({hijack: true, stdin: true})) as Duplex
         const toLocal = new PassThrough()
         c.modem.demuxStream(remote, toLocal, new PassThrough())
@@ -150,6 +157,18 @@ export class EngineConnection implements HostConnection {
         }),
       )
     })
+  }
+
+  /** The running container of this cluster that publishes `port` on this host's `address`, and the port inside it. */
+  private async publisher(address: string, port: number): Promise<{component: ComponentName; containerPort: number} | null> {
+    if (address !== this.host.address) return null
+    const running = await this.docker.listContainers({filters: JSON.stringify({label: [`${LABELS.cluster}=${this.cluster}`]})})
+    for (const c of running) {
+      const component = c.Labels[LABELS.component] as ComponentName | undefined
+      const p = (c.Ports ?? []).find((x) => x.PublicPort === port && x.Type === 'tcp' && x.IP === address)
+      if (component && p) return {component, containerPort: p.PrivatePort}
+    }
+    return null
   }
 
   /** Reads a file from a component's container, running or not (the engine's archive API). */
