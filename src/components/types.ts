@@ -22,12 +22,18 @@ export interface ComponentContext {
   endpoint(target: ComponentName, from: ComponentName): Endpoint
 }
 
+/** A named volume (`imctl-<cluster>-<component>-<name>`) mounted at `path`. */
+export interface ContainerVolume {
+  name: string
+  path: string
+}
+
 /** How a component runs as a container (images come from templates/images/<name>). */
 export interface ContainerRuntime {
   /** Ports the service listens on inside the container; `publish` names the config port published on the host. */
   ports: {containerPort: number; publish: (config: ClusterConfig) => number | null}[]
-  /** Named volumes that hold its data and survive every recreate. */
-  volumes: {name: string; path: string}[]
+  /** Named volumes that hold its data and survive every recreate (per config when they follow it, e.g. MinIO's drives). */
+  volumes: ContainerVolume[] | ((config: ClusterConfig) => ContainerVolume[])
   /** The engine's health check (CMD form). */
   healthcheck: string[]
   /** Succeeds once the service answers after a start; retried. */
@@ -47,6 +53,11 @@ export interface Component {
   resources(ctx: ComponentContext): Resource[]
   /** How it runs on an engine host; absent when it runs on SSH hosts only (validation refuses engines for it). */
   container?: ContainerRuntime
+}
+
+/** A runtime's volumes for this cluster. */
+export function runtimeVolumes(runtime: ContainerRuntime, config: ClusterConfig): ContainerVolume[] {
+  return typeof runtime.volumes === 'function' ? runtime.volumes(config) : runtime.volumes
 }
 
 /** The container runtime of a component that validation lets onto engine hosts. */

@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import type {ContainerRuntime} from '../components/types.js'
+import {runtimeVolumes, type ContainerRuntime} from '../components/types.js'
 import type {ClusterConfig, ComponentName, HostConfig} from '../config/model.js'
 import {engineNames, LABELS} from '../transport/engine-names.js'
 import type {ContainerSpec, FileResource} from './resources.js'
@@ -43,7 +43,7 @@ export function containerSpec(input: {
     ...(runtime.stopSignal ? {StopSignal: runtime.stopSignal} : {}),
     HostConfig: {
       NetworkMode: network,
-      Mounts: runtime.volumes.map((v) => ({Type: 'volume' as const, Source: engineNames.volume(config.name, component, v.name), Target: v.path})),
+      Mounts: runtimeVolumes(runtime, config).map((v) => ({Type: 'volume' as const, Source: engineNames.volume(config.name, component, v.name), Target: v.path})),
       PortBindings: bindings,
       RestartPolicy: {Name: 'unless-stopped'},
     },

@@ -74,7 +74,7 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[], c
     const users = minio.flatMap((r) => (r.kind === 'minio-user' ? [{user: r.user, secret: r.secret}] : []))
     const policies = minio.flatMap((r) => (r.kind === 'minio-user' ? [r.policy] : []))
     try {
-      facts.minio = parseMinioState((await conn.exec(minioStateQuery(minio[0]!.mc, policies, users))).stdout)
+      facts.minio = parseMinioState((await conn.exec({...minioStateQuery(minio[0]!.mc, policies, users), component: 'minio'})).stdout)
     } catch {
       // Not answering (no quorum yet): planned steps will say so.
     }

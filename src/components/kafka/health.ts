@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import type {HealthCheck, HealthContext} from '../../ops/health.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import {openKafka} from './client.js'
-import {hostForUrl, kafkaHome, kafkaNodes} from './index.js'
+import {hostForUrl, kafkaNodes, kafkaToolsFor} from './index.js'
 
 /** imctl's own topic for the produce/consume probe. */
 export const HEALTH_TOPIC = 'imctl.health'
@@ -45,9 +45,8 @@ export function parseQuorumStatus(stdout: string): QuorumStatus {
  */
 export function kafkaHealthChecks(ctx: HealthContext): Promise<HealthCheck | HealthCheck[]>[] {
   const {model, conns} = ctx
-  const placement = model.config.components.kafka!
   const nodes = kafkaNodes(model.config)
-  const home = kafkaHome(model.manifest.artifacts!.kafka!.version)
+  const version = model.manifest.artifacts!.kafka!.version
   const first = nodes[0]!.host
 
   const session = (async () => {
@@ -88,7 +87,8 @@ export function kafkaHealthChecks(ctx: HealthContext): Promise<HealthCheck | Hea
       // Ask the first node that answers: with one node down, the others still know the leader.
       for (const n of nodes) {
         try {
-          const r = await conns.get(n.host)!.exec(quorumStatusQuery(home, n.address, placement.controllerPort))
+          const t = kafkaToolsFor(model.config, version, n)
+          const r = await conns.get(n.host)!.exec({...quorumStatusQuery(t.home, t.address, t.controllerPort), component: 'kafka'})
           const s = parseQuorumStatus(r.stdout)
           if (s.leaderId < 0) throw new Error('no leader elected')
           return `leader is node ${s.leaderId} of voters ${s.voters.join(', ')}`

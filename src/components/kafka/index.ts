@@ -17,9 +17,26 @@ export function kafkaHome(version: string): string {
   return `/opt/imctl/kafka-${version}`
 }
 
+/** Docker mode: where the image keeps the jars (one version per image), and the ports inside the container. */
+export const KAFKA_IMAGE_HOME = '/opt/imctl/kafka'
+export const KAFKA_CONTAINER_PORTS = {client: 9092, controller: 9093}
+/** Docker mode: the format's Java argument file (0600, it holds the SCRAM passwords), read by the entrypoint. */
+export const KAFKA_FORMAT_ARGS = '/etc/kafka/imctl-format.args'
+
 /** Node ids follow the order of `components.kafka.hosts` (1-based), so they never change while the list does not. */
 export function kafkaNodes(config: ClusterConfig): {host: string; address: string; nodeId: number}[] {
   return (config.components.kafka?.hosts ?? []).map((name, i) => ({host: name, address: config.hosts.find((h) => h.name === name)!.address, nodeId: i + 1}))
+}
+
+/**
+ * Where Kafka's own tools (quorum, features) run for a node and how they reach its controller:
+ * on its host at its cluster address, or in its container on loopback (run them with `component: 'kafka'`).
+ */
+export function kafkaToolsFor(config: ClusterConfig, version: string, node: {host: string; address: string}): {home: string; address: string; controllerPort: number} {
+  const placement = config.components.kafka
+  if (!placement) throw new Error('bug: Kafka tools asked for on a cluster without Kafka')
+  if (config.hosts.find((h) => h.name === node.host)?.engine) return {home: KAFKA_IMAGE_HOME, address: '127.0.0.1', controllerPort: KAFKA_CONTAINER_PORTS.controller}
+  return {home: kafkaHome(version), address: node.address, controllerPort: placement.controllerPort}
 }
 
 /** `[::1]` for IPv6, as Kafka's listener and voter syntax wants it. */
@@ -35,13 +52,14 @@ export function kafkaHostPackages(manifest: ReleaseManifest): PinnedPackage[] {
 }
 
 /**
- * Formats the node's storage once, with the SCRAM users the brokers need at
- * first start. The passwords go in a Java argument file read from stdin, never
- * in argv (where `ps` would show them).
+ * The Java argument file of the storage format: StorageTool with the cluster id and the SCRAM
+ * users the brokers need at first start. `java @FILE` reads it, so the passwords are never in
+ * argv (where `ps` would show them); the main class is in the file, as the launcher expands no
+ * argument file after it.
  */
-export function formatStorage(home: string, clusterId: string, secrets: NonNullable<ClusterSecrets['kafka']>): {command: RemoteCommand} {
+export function formatArgs(home: string, clusterId: string, secrets: NonNullable<ClusterSecrets['kafka']>): string {
   const arg = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
-  const argfile = [
+  return `${[
     '-Dlog4j2.configurationFile=/etc/kafka/tools-log4j2.properties',
     '-cp',
     arg(`${home}/libs/*`),
@@ -55,11 +73,15 @@ export function formatStorage(home: string, clusterId: string, secrets: NonNulla
     arg(`SCRAM-SHA-512=[name=${BROKER_USER},password=${secrets.broker_password}]`),
     '--add-scram',
     arg(`SCRAM-SHA-512=[name=${IMCTL_USER},password=${secrets.imctl_password}]`),
-  ].join('\n')
+  ].join('\n')}\n`
+}
+
+/** Formats the node's storage once (SSH hosts): the argument file comes on stdin. */
+export function formatStorage(home: string, clusterId: string, secrets: NonNullable<ClusterSecrets['kafka']>): {command: RemoteCommand} {
   return {
     command: {
       argv: shScript('f=$(mktemp) || exit 1; cat > "$f" && /usr/bin/java @"$f"; rc=$?; rm -f "$f"; exit $rc'),
-      stdin: `${argfile}\n`,
+      stdin: formatArgs(home, clusterId, secrets),
       asUser: 'kafka',
       description: 'format the Kafka storage (cluster id, SCRAM users for brokers and imctl)',
     },
@@ -78,6 +100,16 @@ export const kafka: Component = {
   name: 'kafka',
   dependsOn: [],
   hosts: (config) => config.components.kafka?.hosts ?? [],
+  // One node (validation refuses several on engines): client and controller listeners published.
+  container: {
+    ports: [
+      {containerPort: KAFKA_CONTAINER_PORTS.client, publish: (config) => config.components.kafka?.port ?? null},
+      {containerPort: KAFKA_CONTAINER_PORTS.controller, publish: (config) => config.components.kafka?.controllerPort ?? null},
+    ],
+    volumes: [{name: 'data', path: KAFKA_DATA_DIR}],
+    healthcheck: ['/usr/local/bin/imctl-healthcheck'],
+    ready: {argv: ['/usr/local/bin/imctl-healthcheck'], description: 'wait until Kafka accepts connections on its client listener'},
+  },
   resources(ctx) {
     const placement = ctx.config.components.kafka
     if (!placement) return []
@@ -85,10 +117,14 @@ export const kafka: Component = {
     if (!secrets) throw new Error('bug: Kafka is configured but its secrets were not loaded')
     const version = ctx.manifest.artifacts?.kafka?.version
     if (!version) throw new Error(`bug: release ${ctx.manifest.release} has no Kafka artifact`)
-    const home = kafkaHome(version)
+    const container = ctx.inContainer('kafka')
+    const home = container ? KAFKA_IMAGE_HOME : kafkaHome(version)
     const files = artifactFiles(ctx.manifest, 'kafka')
     const nodes = kafkaNodes(ctx.config)
-    const voters = nodes.map((n) => `${n.nodeId}@${hostForUrl(n.address)}:${placement.controllerPort}`).join(',')
+    // In its container the node reaches its own controller on loopback.
+    const voters = container
+      ? `1@127.0.0.1:${KAFKA_CONTAINER_PORTS.controller}`
+      : nodes.map((n) => `${n.nodeId}@${hostForUrl(n.address)}:${placement.controllerPort}`).join(',')
     const replicationFactor = Math.min(3, nodes.length)
     const minInsync = nodes.length >= 3 ? 2 : 1
     return nodes.flatMap((n): Resource[] => {
@@ -101,9 +137,13 @@ export const kafka: Component = {
         nodeId: n.nodeId,
         nodes: nodes.length,
         voters,
-        listenHost: hostForUrl(host.address),
-        port: placement.port,
-        controllerPort: placement.controllerPort,
+        container,
+        listenHost: container ? '0.0.0.0' : hostForUrl(host.address),
+        port: container ? KAFKA_CONTAINER_PORTS.client : placement.port,
+        controllerPort: container ? KAFKA_CONTAINER_PORTS.controller : placement.controllerPort,
+        // Clients anywhere reach the node at its host's address and the (published) port.
+        advertisedHost: hostForUrl(host.address),
+        advertisedPort: placement.port,
         dataDir: KAFKA_DATA_DIR,
         replicationFactor,
         minInsync,
@@ -121,6 +161,22 @@ export const kafka: Component = {
         secret,
         notify,
       })
+      const config = [
+        conf('server.properties', '/etc/kafka/server.properties', '640', true),
+        conf('log4j2.properties', '/etc/kafka/log4j2.properties', '644', false),
+        conf('tools-log4j2.properties', '/etc/kafka/tools-log4j2.properties', '644', false, []),
+      ]
+      if (container) {
+        // The image has Java, the jars, the account and the directories; its entrypoint formats
+        // the storage once, from this argument file, when the volume has no meta.properties yet.
+        return [
+          {...base, kind: 'packages', packages: kafkaHostPackages(ctx.manifest)},
+          {...base, kind: 'artifact', name: 'kafka', version, dir: home, files},
+          ...config,
+          {...base, kind: 'file', path: KAFKA_FORMAT_ARGS, content: formatArgs(home, secrets.cluster_id, secrets), owner: 'kafka', group: 'kafka', mode: '600', secret: true, notify: []},
+          {...base, kind: 'service', unit: KAFKA_UNIT},
+        ]
+      }
       return [
         {...base, kind: 'packages', packages: kafkaHostPackages(ctx.manifest)},
         {...base, kind: 'system-user', user: 'kafka', home: '/var/lib/kafka'},
@@ -128,9 +184,7 @@ export const kafka: Component = {
         {...base, kind: 'directory', path: '/var/lib/kafka', owner: 'kafka', group: 'kafka', mode: '750'},
         {...base, kind: 'directory', path: KAFKA_DATA_DIR, owner: 'kafka', group: 'kafka', mode: '750'},
         {...base, kind: 'directory', path: '/etc/kafka', owner: 'root', group: 'kafka', mode: '750'},
-        conf('server.properties', '/etc/kafka/server.properties', '640', true),
-        conf('log4j2.properties', '/etc/kafka/log4j2.properties', '644', false),
-        conf('tools-log4j2.properties', '/etc/kafka/tools-log4j2.properties', '644', false, []),
+        ...config,
         {...conf('imctl-kafka.service', `/etc/systemd/system/${KAFKA_UNIT}.service`, '644', false), group: 'root', daemonReload: true},
         {
           ...base,

@@ -39,7 +39,8 @@ export function minioHealthChecks(ctx: HealthContext): Promise<HealthCheck | Hea
 
   const live = nodes.map((n) =>
     ctx.timed(n.host, `MinIO answers on ${urlHost(n.address)}:${placement.port} (/minio/health/live)`, async () => {
-      const hint = `see \`journalctl -u ${MINIO_UNIT}\` on ${n.host}, then run \`imctl install\``
+      const onEngine = Boolean(model.config.hosts.find((h) => h.name === n.host)?.engine)
+      const hint = `see ${onEngine ? '`imctl logs minio`' : `\`journalctl -u ${MINIO_UNIT}\` on ${n.host}`}, then run \`imctl install\``
       const status = await httpStatus(conn(n.host), n.address, placement.port, '/minio/health/live').catch((e: Error) => Promise.reject(new Error(`${e.message}; ${hint}`)))
       if (status !== 200) throw new Error(`/minio/health/live answered ${status}; ${hint}`)
       return 'live'
@@ -66,7 +67,7 @@ export function minioHealthChecks(ctx: HealthContext): Promise<HealthCheck | Hea
             seen.push(`${n.host}: ${(e as Error).message}`)
           }
         }
-        throw new Error(`no write quorum: ${seen.join('; ')}; see \`journalctl -u ${MINIO_UNIT}\` on each MinIO host`)
+        throw new Error(`no write quorum: ${seen.join('; ')}; see \`imctl logs minio --host HOST\` for each MinIO host`)
       },
       {clusterLevel: true},
     )

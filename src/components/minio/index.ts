@@ -29,6 +29,16 @@ export function minioHome(version: string): string {
   return `/opt/imctl/minio-${version}`
 }
 
+/** Docker mode: where the image keeps minio and mc, and the ports inside the container. */
+export const MINIO_IMAGE_HOME = '/opt/imctl/minio'
+export const MINIO_CONTAINER_PORTS = {api: 9000, console: 9001}
+
+/** Docker mode: one volume per drive, mounted at the drive's path (`data` for a lone drive, else `data1`, `data2`, ...). */
+export function minioDriveVolumes(config: ClusterConfig): {name: string; path: string}[] {
+  const drives = config.components.minio?.drives ?? []
+  return drives.map((path, i) => ({name: drives.length === 1 ? 'data' : `data${i + 1}`, path}))
+}
+
 /** An address as it goes into a URL or host:port (`[::1]` for IPv6). */
 export function urlHost(address: string): string {
   return isIPv6(address) ? `[${address}]` : address
@@ -48,10 +58,11 @@ export function minioVolumes(placement: MinioPlacement, nodes: {address: string}
   return nodes.flatMap((n) => placement.drives.map((d) => `http://${urlHost(n.address)}:${placement.port}${d}`)).join(' ')
 }
 
-/** The mc client on the first MinIO host, through which imctl manages buckets and users. */
-export function minioAdmin(config: ClusterConfig, version: string): McClient {
+/** The mc client on the first MinIO host (in its container on an engine), through which imctl manages buckets and users. */
+export function minioAdmin(config: ClusterConfig, version: string, inContainer = false): McClient {
   const [first] = minioNodes(config)
   if (!first || !config.components.minio) throw new Error('bug: MinIO has no hosts')
+  if (inContainer) return {bin: `${MINIO_IMAGE_HOME}/mc`, configDir: MC_CONFIG_DIR, alias: MC_ALIAS, url: `http://127.0.0.1:${MINIO_CONTAINER_PORTS.api}`}
   return {bin: `${minioHome(version)}/mc`, configDir: MC_CONFIG_DIR, alias: MC_ALIAS, url: `http://${urlHost(first.address)}:${config.components.minio.port}`}
 }
 
@@ -64,6 +75,17 @@ export const minio: Component = {
   name: 'minio',
   dependsOn: [],
   hosts: (config) => config.components.minio?.hosts ?? [],
+  // One node with its drives (validation refuses several nodes on engines): S3 API and console published.
+  container: {
+    ports: [
+      {containerPort: MINIO_CONTAINER_PORTS.api, publish: (config) => config.components.minio?.port ?? null},
+      {containerPort: MINIO_CONTAINER_PORTS.console, publish: (config) => config.components.minio?.consolePort ?? null},
+    ],
+    volumes: minioDriveVolumes,
+    healthcheck: ['/usr/local/bin/imctl-healthcheck'],
+    // Within the engine's start timeout: a lone node with its own drives serves in seconds.
+    ready: waitNodeServes(`${MINIO_IMAGE_HOME}/mc`, `http://127.0.0.1:${MINIO_CONTAINER_PORTS.api}`, 120),
+  },
   resources(ctx) {
     const placement = ctx.config.components.minio
     if (!placement) return []
@@ -71,17 +93,51 @@ export const minio: Component = {
     if (!secrets) throw new Error('bug: MinIO is configured but its secrets were not loaded')
     const version = ctx.manifest.artifacts?.minio?.version
     if (!version) throw new Error(`bug: release ${ctx.manifest.release} has no MinIO artifact`)
-    const home = minioHome(version)
+    const container = ctx.inContainer('minio')
+    const home = container ? MINIO_IMAGE_HOME : minioHome(version)
     const files = artifactFiles(ctx.manifest, 'minio').map((f) => ({...f, mode: '755'}))
     const nodes = minioNodes(ctx.config)
     const drives = nodes.length * placement.drives.length
     const volumes = minioVolumes(placement, nodes)
-    const admin = minioAdmin(ctx.config, version)
+    const admin = minioAdmin(ctx.config, version, container)
 
     return nodes.flatMap((n, i): Resource[] => {
       const host = ctx.host(n.host)
       const base = {host: host.name, component: 'minio' as const}
-      const vars = {cluster: ctx.config, home, user: MINIO_USER, rootUser: ROOT_USER, listen: urlHost(host.address), port: placement.port, consolePort: placement.consolePort, volumes, drives, secrets: ctx.secrets}
+      const vars = {cluster: ctx.config, home, container, user: MINIO_USER, rootUser: ROOT_USER, listen: urlHost(host.address), port: placement.port, consolePort: placement.consolePort, volumes, drives, secrets: ctx.secrets}
+      const env = {
+        ...base,
+        kind: 'file' as const,
+        path: MINIO_ENV_FILE,
+        content: ctx.render('minio/imctl-minio.env.hbs', vars),
+        // In the container MinIO reads it itself (as its user); on a host systemd reads it as root.
+        owner: container ? MINIO_USER : 'root',
+        group: container ? MINIO_USER : 'root',
+        mode: '600',
+        secret: true,
+        notify: [MINIO_UNIT],
+      }
+      const admins: Resource[] = [
+        {...base, kind: 'file', path: `${MC_CONFIG_DIR}/config.json`, content: mcConfig(admin.url, secrets.root_password), owner: 'root', group: 'root', mode: '600', secret: true, notify: []},
+        ...[...IMCTL_BUCKETS, ...placement.buckets].map((bucket): Resource => ({...base, kind: 'minio-bucket', bucket, mc: admin})),
+        ...IMCTL_KEYS.map(
+          (k): Resource => ({
+            ...base,
+            kind: 'minio-user',
+            user: k.user,
+            secret: secrets[k.secret],
+            policy: k.user,
+            policyDocument: bucketPolicy(k.bucket),
+            rights: `read, write, list and delete in ${k.bucket} only`,
+            mc: admin,
+          }),
+        ),
+      ]
+      if (container) {
+        // The image has the binaries, the account and mc's config folder; each drive is a volume
+        // of its own (a filesystem apart from the container's root, which MinIO's drive check wants).
+        return [{...base, kind: 'artifact', name: 'minio', version, dir: home, files}, env, {...base, kind: 'service', unit: MINIO_UNIT}, ...admins]
+      }
       const node: Resource[] = [
         {...base, kind: 'system-user', user: MINIO_USER, home: MINIO_HOME},
         // With several drives MinIO erasure-codes over them and refuses any on the root filesystem.
@@ -96,17 +152,7 @@ export const minio: Component = {
         {...base, kind: 'artifact', name: 'minio', version, dir: home, files},
         {...base, kind: 'directory', path: MINIO_HOME, owner: MINIO_USER, group: MINIO_USER, mode: '750'},
         ...placement.drives.map((path): Resource => ({...base, kind: 'directory', path, owner: MINIO_USER, group: MINIO_USER, mode: '750'})),
-        {
-          ...base,
-          kind: 'file',
-          path: MINIO_ENV_FILE,
-          content: ctx.render('minio/imctl-minio.env.hbs', vars),
-          owner: 'root',
-          group: 'root',
-          mode: '600',
-          secret: true,
-          notify: [MINIO_UNIT],
-        },
+        env,
         {
           ...base,
           kind: 'file',
@@ -124,24 +170,7 @@ export const minio: Component = {
       ]
       if (i > 0) return node
       // Buckets and keys are cluster-wide: managed once, through mc on the first host.
-      return [
-        ...node,
-        {...base, kind: 'directory', path: MC_CONFIG_DIR, owner: 'root', group: 'root', mode: '700'},
-        {...base, kind: 'file', path: `${MC_CONFIG_DIR}/config.json`, content: mcConfig(admin.url, secrets.root_password), owner: 'root', group: 'root', mode: '600', secret: true, notify: []},
-        ...[...IMCTL_BUCKETS, ...placement.buckets].map((bucket): Resource => ({...base, kind: 'minio-bucket', bucket, mc: admin})),
-        ...IMCTL_KEYS.map(
-          (k): Resource => ({
-            ...base,
-            kind: 'minio-user',
-            user: k.user,
-            secret: secrets[k.secret],
-            policy: k.user,
-            policyDocument: bucketPolicy(k.bucket),
-            rights: `read, write, list and delete in ${k.bucket} only`,
-            mc: admin,
-          }),
-        ),
-      ]
+      return [...node, {...base, kind: 'directory', path: MC_CONFIG_DIR, owner: 'root', group: 'root', mode: '700'}, ...admins]
     })
   },
 }
