@@ -202,10 +202,19 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     }
   }
   for (const comp of ['kafka', 'minio'] as const) {
-    comps[comp]?.hosts.forEach((name, i) => {
+    const placed = comps[comp]?.hosts ?? []
+    placed.forEach((name, i) => {
       const host = raw.hosts.find((h) => h.name === name)
       if (!host) problem(['components', comp, 'hosts', i], `no host named ${JSON.stringify(name)}`, `use one of: ${hostNames.join(', ')}`)
-      else if (host.engine) problem(['components', comp, 'hosts', i], `${comp} runs on SSH hosts only for now; ${name} is a container engine`, `place ${comp} on SSH hosts`)
+      // On an engine a node is one container; nodes across engines (each advertising its host's address and published ports) are not there yet.
+      else if (host.engine && placed.length > 1) {
+        const shown = comp === 'kafka' ? 'Kafka' : 'MinIO'
+        problem(
+          ['components', comp, 'hosts', i],
+          `${shown} on a container engine runs as a single node for now; ${name} is a container engine and ${shown} has ${placed.length} hosts`,
+          comp === 'kafka' ? 'give Kafka one host, which may be an engine, or place its 3 or 5 nodes on SSH hosts' : 'give MinIO one host with its drives, which may be an engine with a volume per drive, or place its nodes on SSH hosts',
+        )
+      }
     })
   }
   const kafkaNodes = comps.kafka?.hosts.length ?? 1
