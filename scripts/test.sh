@@ -20,7 +20,7 @@ fetch_pid=$!
 npm run test:unit
 e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=1)
 # Tests that install Kafka or MinIO need the artifacts; every other e2e file runs first.
-late=(test/e2e/minio.test.ts test/e2e/offline.test.ts)
+late=(test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
 early=()
 for f in test/e2e/*.test.ts; do [[ " ${late[*]} " == *" $f "* ]] || early+=("$f"); done
 "${e2e[@]}" "${early[@]}"
