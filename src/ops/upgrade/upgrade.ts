@@ -480,6 +480,16 @@ async function rollbackHop(input: {
     const step: Step = {id: `${host}:packages:rollback`, host, component: c, after: [], action: 'upgrade', what: `put back ${pkgs.length} packages as before the upgrade`, why: 'changed by the failed upgrade', run: {type: 'exec', commands: [restorePackages(pkgs)]}}
     units.unshift({id: `${c}@${host}`, component: c, host, restarts: [], estimateSeconds: 0, steps: [step]})
   }
+  // What the old release needs back that interrupts nothing (its artifacts, should they be gone), then the units.
+  if (back.prepare.length) {
+    const t = Date.now()
+    try {
+      const outcomes = await runSteps(back.prepare, conns, from, opts.io)
+      record({hop, phase: 'prepare', id: 'sources and artifacts', ok: true, ms: Date.now() - t, detail: `${outcomes.length} steps`, steps: outcomes})
+    } catch (e) {
+      record({hop, phase: 'prepare', id: 'sources and artifacts', ok: false, ms: Date.now() - t, detail: (e as Error).message})
+    }
+  }
   await runUnits(units, from, conns, opts, record, hop, false)
 
   // Suite files of the new release that the old one does not have.
