@@ -14,13 +14,15 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build
 
 fetch_log=$(mktemp)
-nice -n 15 node bin/run.js artifacts fetch --release ejabberd-23.01-debian12 >"$fetch_log" 2>&1 &
+# (Kafka 4.3.1 too: the Kafka upgrade test starts from it.)
+{ nice -n 15 node bin/run.js artifacts fetch --release ejabberd-23.01-debian12 \
+    && nice -n 15 node bin/run.js artifacts fetch --release ejabberd-23.01-debian12-kafka43; } >"$fetch_log" 2>&1 &
 fetch_pid=$!
 
 npm run test:unit
 e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=1)
 # Tests that install Kafka or MinIO need the artifacts; every other e2e file runs first.
-late=(test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
+late=(test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts test/e2e/upgrade-kafka.test.ts)
 early=()
 for f in test/e2e/*.test.ts; do [[ " ${late[*]} " == *" $f "* ]] || early+=("$f"); done
 "${e2e[@]}" "${early[@]}"
