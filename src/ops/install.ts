@@ -3,7 +3,7 @@ import type {IoHost} from '../io.js'
 import {applyPlan, type StepOutcome} from '../plan/apply.js'
 import type {Plan, Step} from '../plan/planner.js'
 import {ensureArtifact} from './artifacts.js'
-import {openBundle, requireNoEngineHosts, type OpenedBundle} from './bundle/open.js'
+import {openBundle, requireBundledImages, type OpenedBundle} from './bundle/open.js'
 import {appendAuditCommand, auditEntry} from './audit.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, observeAndPlan, usedHosts, type ClusterModel} from './cluster.js'
@@ -140,7 +140,10 @@ async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, c
   if (!plan.steps.length) {
     return {...view, applied: [], changed: 0, failed: 0, skipped: 0}
   }
-  const result = await applyPlan(plan, conns, io, {artifactSource: bundle ? bundleSource(bundle) : artifactSourceFor(model, io)})
+  const result = await applyPlan(plan, conns, io, {
+    artifactSource: bundle ? bundleSource(bundle) : artifactSourceFor(model, io),
+    ...(bundle ? {imageSource: async (tag: string) => bundle.images.get(tag)?.file ?? Promise.reject(new Error(`bug: bundle has no image ${tag}`))} : {}),
+  })
   const entry = (host: string) =>
     auditEntry(
       command,
@@ -172,7 +175,7 @@ async function loadForRun(opts: RunOptions): Promise<{model: ClusterModel; bundl
     ])
   }
   if (bundle.os !== model.manifest.os) throw new UserError(`bundle ${bundle.file} is for ${bundle.os}, release ${model.config.release} is for ${model.manifest.os}`)
-  requireNoEngineHosts(bundle, usedHosts(model).filter((h) => h.engine).map((h) => h.name))
+  requireBundledImages(bundle, model.resources.flatMap((r) => (r.kind === 'image' ? [{host: r.host, tag: r.tag}] : [])))
   return {model, bundle}
 }
 

@@ -36,6 +36,8 @@ export interface ApplyResult {
 export interface ApplyOptions {
   /** Where an artifact's files are on this machine (fetched into the cache, or from a bundle). */
   artifactSource?: (name: string, version: string) => Promise<{dir: string}>
+  /** Offline: the saved image (`docker save` tar) an engine loads instead of building it. */
+  imageSource?: (tag: string) => Promise<string>
 }
 
 /**
@@ -63,6 +65,7 @@ export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, 
     if (left === 0) settle.get(c)!(true)
   }
 
+  const loads: ImageLoads = new Map()
   const lanes = new Map<string, Step[]>()
   for (const s of plan.steps) lanes.set(s.host, [...(lanes.get(s.host) ?? []), s])
   const outcomes: StepOutcome[] = []
@@ -93,7 +96,7 @@ export async function applyPlan(plan: Plan, conns: Map<string, HostConnection>, 
         touched.add(host)
         const t0 = Date.now()
         try {
-          await runStep(step, conns, opts)
+          await runStep(step, conns, opts, loads)
           if (step.run.type === 'pipe') touched.add(step.run.target.host)
           changed++
           outcomes.push({...base, status: 'changed', ms: Date.now() - t0})
@@ -127,7 +130,10 @@ function conn(conns: Map<string, HostConnection>, host: string): HostConnection 
   return c
 }
 
-async function runStep(step: Step, conns: Map<string, HostConnection>, opts: ApplyOptions): Promise<void> {
+/** Loads of saved-image files per engine host, so a tar holding several images is loaded once. */
+type ImageLoads = Map<string, Promise<void>>
+
+async function runStep(step: Step, conns: Map<string, HostConnection>, opts: ApplyOptions, loads: ImageLoads): Promise<void> {
   const run = step.run
   switch (run.type) {
     case 'exec':
@@ -156,6 +162,14 @@ async function runStep(step: Step, conns: Map<string, HostConnection>, opts: App
           extra.push(...artifactContextFiles(a, (await opts.artifactSource(a.name, a.version)).dir))
         }
         return e.buildImage(op.tag, op.contextDir, op.contextFiles, undefined, extra)
+      }
+      if (op.op === 'load-image') {
+        if (!opts.imageSource) throw new Error(`bug: no image source for ${op.tag}`)
+        const file = await opts.imageSource(op.tag)
+        const key = `${step.host}\0${file}`
+        if (!loads.has(key)) loads.set(key, e.loadImages(file))
+        await loads.get(key)
+        return e.requireImage(op.tag, file)
       }
       if (op.op === 'create-container') return e.createContainer(op.spec, op.files, op.replace)
       if (op.op === 'start-container') return e.startContainer(op.name, op.ready)

@@ -3,17 +3,17 @@ import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {COMPONENTS, component} from '../components/registry.js'
 import {containerRuntime, type ComponentContext, type Endpoint} from '../components/types.js'
-import type {ClusterConfig, ComponentName} from '../config/model.js'
+import type {ClusterConfig, ComponentName, HostConfig} from '../config/model.js'
 import {hostByName} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
-import type {ClusterSecrets} from '../config/secrets.js'
+import {placeholderSecrets, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
 import {templatesDir} from '../paths.js'
 import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
 import {aptSuiteFiles} from './apt-suites.js'
 import {configHash, containerSpec} from './container-spec.js'
-import type {ContainerResource, FileResource, ImageArtifact, PackagesResource, Resource} from './resources.js'
+import type {ContainerResource, FileResource, ImageArtifact, ImageResource, PackagesResource, Resource} from './resources.js'
 
 /** The (first) host a component is placed on. */
 export function placementHost(config: ClusterConfig, c: ComponentName): string {
@@ -102,6 +102,8 @@ export function desiredState(
     const fromSuite = p.packages.find((x) => x.suite)
     if (fromSuite) rest.push(...aptSuiteFiles(config.name, manifest, p.host, p.owners?.[fromSuite.name] ?? p.component, p.packages))
   }
+  // Offline, engines load the images the bundle carries instead of building them from a mirror.
+  if (offline) for (const r of rest) if (r.kind === 'image') r.fromBundle = true
   const repos: Resource[] = offline
     ? [...merged.values()].map((p) => {
         p.offlineRepo = OFFLINE_REPO_DIR
@@ -109,6 +111,35 @@ export function desiredState(
       })
     : []
   return [...repos, ...merged.values(), ...rest]
+}
+
+/**
+ * Every image a release can run on an engine, as install computes them (same tags): from
+ * a stand-in cluster with each component that has an image recipe on one engine host.
+ */
+export function releaseImages(manifest: ReleaseManifest): ImageResource[] {
+  const host: HostConfig = {name: 'engine', address: '192.0.2.1', port: 22, user: 'root', sudo: false, auth: {kind: 'agent'}, engine: {kind: 'socket', socketPath: '/nonexistent'}}
+  const has = (c: ComponentName) => Boolean(imageRecipe(manifest, c))
+  // Components without a recipe go on an SSH stand-in: they have no image to carry.
+  const ssh: HostConfig = {name: 'ssh', address: '192.0.2.2', port: 22, user: 'root', sudo: false, auth: {kind: 'agent'}}
+  const on = (c: ComponentName) => (has(c) ? 'engine' : 'ssh')
+  const config: ClusterConfig = {
+    file: '/nonexistent/cluster.yaml',
+    name: 'bundle',
+    domain: 'bundle.invalid',
+    release: manifest.release,
+    secretsFile: '/nonexistent/secrets.yaml',
+    knownHostsFile: '/nonexistent/known_hosts',
+    hosts: [host, ssh],
+    components: {
+      postgresql: {host: on('postgresql'), port: 5432},
+      redis: {host: on('redis'), port: 6379},
+      ejabberd: {host: on('ejabberd'), ports: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}},
+      ...(has('kafka') ? {kafka: {hosts: ['engine'], port: 9092, controllerPort: 9093}} : {}),
+      ...(has('minio') ? {minio: {hosts: ['engine'], drives: ['/data'], port: 9000, consolePort: 9001, buckets: []}} : {}),
+    },
+  }
+  return desiredState(config, manifest, placeholderSecrets()).filter((r): r is ImageResource => r.kind === 'image')
 }
 
 /** Kinds that change an SSH host's system: on an engine they are the image's and the entrypoint's job. */

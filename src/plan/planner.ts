@@ -23,6 +23,7 @@ export type StepRun =
 export type EngineOp =
   | {op: 'network'; name: string}
   | {op: 'build-image'; tag: string; contextDir: string; contextFiles: string[]; artifacts?: ImageArtifact[]}
+  | {op: 'load-image'; tag: string}
   | {op: 'create-container'; spec: ContainerSpec; files: FileResource[]; replace: boolean}
   | {op: 'start-container'; name: string; ready: RemoteCommand}
   | {op: 'remove-container'; name: string; purgeVolumes: boolean}
@@ -353,6 +354,10 @@ export function planChanges(
       case 'image': {
         if (f.engine?.images.includes(r.tag)) {
           unchanged++
+          break
+        }
+        if (r.fromBundle) {
+          steps.push({...base, action: 'load', what: `load image ${r.tag} from the bundle`, why: 'not on this engine', run: {type: 'engine', op: {op: 'load-image', tag: r.tag}}})
           break
         }
         steps.push({

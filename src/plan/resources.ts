@@ -117,6 +117,8 @@ export interface ImageResource extends Base {
   packages: PinnedPackage[]
   /** Artifacts from imctl's cache that go into the build context too, under `artifacts/<name>/`. */
   artifacts?: ImageArtifact[]
+  /** Offline: loaded from the bundle (saved there by `bundle create`) instead of built from a Debian mirror. */
+  fromBundle?: boolean
 }
 
 /** An artifact's files for an image's build context, with the SHA256SUMS the build checks them against. */

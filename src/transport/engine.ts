@@ -1,3 +1,4 @@
+import {createReadStream} from 'node:fs'
 import {readFileSync} from 'node:fs'
 import {Agent} from 'node:http'
 import {createServer, type AddressInfo, type Socket} from 'node:net'
@@ -8,7 +9,7 @@ import type {ComponentName, HostConfig} from '../config/model.js'
 import {RemoteError, UserError, tail} from '../errors.js'
 import type {ContainerSpec, FileResource} from '../plan/resources.js'
 import {wrapArgv, type ExecResult, type RemoteCommand} from './command.js'
-import {buildImage, ensureBaseImage, type ExtraContextFile} from './engine-images.js'
+import {buildImage, ensureBaseImage, followProgress, imageExists, type ExtraContextFile} from './engine-images.js'
 import {connectSsh, type SshOptions} from './ssh.js'
 import type {HostConnection, Tunnel} from './types.js'
 
@@ -218,6 +219,18 @@ export class EngineConnection implements HostConnection {
   async buildImage(tag: string, contextDir: string, files: string[], notify?: (m: string) => void, extra: ExtraContextFile[] = []): Promise<void> {
     const base = await ensureBaseImage(this.docker, notify ? {notify} : {})
     await buildImage(this.docker, contextDir, files, tag, base, extra)
+  }
+
+  /** Loads saved images (a `docker save` tar) into the engine. */
+  async loadImages(tarFile: string): Promise<void> {
+    const stream = await this.docker.loadImage(createReadStream(tarFile))
+    const events = await followProgress(this.docker, stream)
+    const failed = events.find((e) => e.error)
+    if (failed) throw new Error(`loading ${tarFile} failed: ${failed.error}`)
+  }
+
+  async requireImage(tag: string, from: string): Promise<void> {
+    if (!(await imageExists(this.docker, tag))) throw new Error(`${from} was loaded but holds no image ${tag}`)
   }
 
   /** Creates the container (replacing one of the same name, volumes kept) and puts its files in before it first starts. */

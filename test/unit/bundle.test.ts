@@ -21,7 +21,7 @@ import {
   type RootPackage,
 } from '../../src/ops/bundle/debs.js'
 import {BUNDLE_FORMAT, parseBundleManifest, serializeBundleManifest, type BundleGroup, type BundleManifest} from '../../src/ops/bundle/format.js'
-import {bundleCacheDir, openBundle, requireNoEngineHosts, VERIFIED_STAMP} from '../../src/ops/bundle/open.js'
+import {bundleCacheDir, openBundle, requireBundledImages, VERIFIED_STAMP} from '../../src/ops/bundle/open.js'
 import {BundleDamagedError, checkBundle, verifyBundle} from '../../src/ops/bundle/verify.js'
 import {localGroup, writeBundle} from '../../src/ops/bundle/write.js'
 import {installPackagesOffline, offlineAptOptions, offlineSourcesList, useBundleRepository} from '../../src/plan/offline.js'
@@ -413,8 +413,13 @@ describe('openBundle', () => {
     assert.equal(bundleCacheDir({}, '/home/u'), '/home/u/.cache/imctl/bundles')
   })
 
-  it('engine hosts get a clear error: bundles carry no container images yet', () => {
-    assert.doesNotThrow(() => requireNoEngineHosts({file: '/b'}, []))
-    assert.throws(() => requireNoEngineHosts({file: '/b'}, ['docker1']), (e: Error) => e instanceof UserError && /carries no container images, so engine host docker1 cannot be installed/.test(e.message))
+  it('an engine host installs from a bundle only with every image it needs in it', () => {
+    const images = new Map([['localhost/imctl-redis:aaa', {component: 'redis', tag: 'localhost/imctl-redis:aaa', file: '/c/images/redis.tar'}]])
+    const b = {file: '/b', release: 'r1', images}
+    assert.doesNotThrow(() => requireBundledImages(b, [{host: 'docker1', tag: 'localhost/imctl-redis:aaa'}]))
+    assert.throws(
+      () => requireBundledImages(b, [{host: 'docker1', tag: 'localhost/imctl-redis:aaa'}, {host: 'docker1', tag: 'localhost/imctl-ejabberd:bbb'}]),
+      (e: Error) => e instanceof UserError && e.message === 'bundle /b lacks image localhost/imctl-ejabberd:bbb (for docker1)',
+    )
   })
 })

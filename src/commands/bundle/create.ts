@@ -9,7 +9,7 @@ export default class BundleCreate extends BaseCommand<typeof BundleCreate> {
   static override description = [
     'The packages are resolved and downloaded in a throwaway container on the local engine (FROM the Debian 12 base image, no registry needed),',
     'against an empty dpkg status so that any Debian 12 host can install them with no network; they form a flat apt repository.',
-    'Artifacts without a Debian package (Kafka, MinIO) come from the artifact cache. Container images are not carried yet.',
+    'Artifacts without a Debian package (Kafka, MinIO) come from the artifact cache. The release\'s container images (for engine hosts) are built on the local engine when missing and saved into the bundle.',
     'The file is one uncompressed tar, bundle.json first; it is written as FILE.partial and renamed when complete.',
   ].join(' ')
   static override examples = ['<%= config.bin %> bundle create --release ejabberd-23.01-debian12 --out chat.bundle', '<%= config.bin %> bundle create --release ejabberd-23.01-debian12 --out /srv/chat.bundle --json']
@@ -19,6 +19,7 @@ export default class BundleCreate extends BaseCommand<typeof BundleCreate> {
     out: Flags.string({char: 'o', description: 'The bundle file to write.', required: true}),
     mirror: Flags.string({description: 'Debian mirror (default: the one apt uses here).'}),
     'security-mirror': Flags.string({description: 'Debian security mirror, or `none` (default: the one apt uses here, else MIRROR-security).'}),
+    images: Flags.boolean({description: 'Save the release\'s container images for engine hosts (--no-images: SSH hosts only, a smaller file).', default: true, allowNo: true}),
   }
 
   async run(): Promise<void> {
@@ -30,6 +31,7 @@ export default class BundleCreate extends BaseCommand<typeof BundleCreate> {
       out: this.flags.out,
       ...(this.flags.mirror ? {mirror: this.flags.mirror} : {}),
       ...(security ? {securityMirror: security === 'none' ? null : security} : {}),
+      images: this.flags.images,
       io,
     })
     this.output(r, (x) =>
@@ -39,7 +41,7 @@ export default class BundleCreate extends BaseCommand<typeof BundleCreate> {
         `  sha256 ${x.sha256}`,
         ...x.groups.map((g) => `  ${g.group}: ${g.files} files, ${humanSize(g.bytes)}`),
         `  packages: ${x.packages.map((p) => `${p.name} ${p.version}`).join(', ')}`,
-        '  images: none (engine hosts build their images from a Debian mirror: not offline yet)',
+        `  images: ${x.images.length ? x.images.map((i) => `${i.component} ${i.tag}`).join(', ') : 'none (--no-images: engine hosts cannot install from it)'}`,
         `Check a copy with: imctl bundle verify ${x.file}`,
       ].join('\n'),
     )

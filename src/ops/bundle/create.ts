@@ -1,5 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
-import {resolve} from 'node:path'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
 import {loadManifest, type ReleaseManifest} from '../../config/manifest.js'
 import {UserError} from '../../errors.js'
 import {ensureArtifacts, type LocalArtifact} from '../artifacts.js'
@@ -8,7 +9,8 @@ import {manifestsDir as defaultManifestsDir, packageRoot} from '../../paths.js'
 import {reachableLocalEngine} from '../../sandbox/engine.js'
 import {aptMirror} from '../../transport/engine-images.js'
 import {aptSourceLines, buildDebRepository, CLOSURE, rootPackages} from './debs.js'
-import {artifactGroupPath, BUNDLE_FORMAT, DEBS_GROUP, groupSizes, isSafeRelativePath, type BundledPackage, type BundleGroup, type BundleManifest} from './format.js'
+import {artifactGroupPath, BUNDLE_FORMAT, DEBS_GROUP, groupSizes, isSafeRelativePath, type BundledImage, type BundledPackage, type BundleGroup, type BundleManifest} from './format.js'
+import {saveReleaseImages} from './images.js'
 import {localGroup, writeBundle, type GroupSource} from './write.js'
 
 export const SUPPORTED_OS = ['debian-12']
@@ -21,6 +23,8 @@ export interface BundleCreateOptions {
   mirror?: string
   /** Debian security mirror; null leaves security updates out. Default: this machine's, or `<mirror>-security`. */
   securityMirror?: string | null
+  /** Save the release's container images for engine hosts (default true). */
+  images?: boolean
   io: IoHost
   manifestsDir?: string
 }
@@ -37,9 +41,9 @@ export interface BundleCreateResult {
   created: string
   groups: {group: string; files: number; bytes: number}[]
   packages: BundledPackage[]
-  /** Container images: none yet (see README, "Offline bundles"). */
-  images: never[]
-  seconds: {artifacts: number; debs: number; write: number; total: number}
+  /** Container images saved for engine hosts. */
+  images: BundledImage[]
+  seconds: {artifacts: number; debs: number; images: number; write: number; total: number}
 }
 
 /** `imctl bundle create`: every byte a release needs on hosts, in one tar, written atomically. */
@@ -61,8 +65,11 @@ export async function createBundle(opts: BundleCreateOptions): Promise<BundleCre
   if (!securityMirror) io.notify({type: 'warning', message: 'no Debian security mirror: the bundle carries bookworm and bookworm-updates only'})
   const {docker} = await reachableLocalEngine()
   const repo = await buildDebRepository({docker, roots: rootPackages(manifest), sources: aptSourceLines(mirror, securityMirror), io})
+  const imagesDir = await mkdtemp(join(dirname(out), '.imctl-bundle-images-'))
   try {
     const debsDone = Date.now()
+    const saved = opts.images === false ? null : await saveReleaseImages({docker, manifest, artifacts, dir: imagesDir, io})
+    const imagesDone = Date.now()
     const debsGroup: BundleGroup = {path: DEBS_GROUP, kind: 'debs', files: repo.files}
     const artifactGroups = artifacts.map((a) => ({artifact: a, group: {path: artifactGroupPath(a.name, a.version), kind: 'artifact', artifact: {name: a.name, version: a.version}, files: a.files} satisfies BundleGroup}))
     const bundle: BundleManifest = {
@@ -73,11 +80,15 @@ export async function createBundle(opts: BundleCreateOptions): Promise<BundleCre
       created: new Date().toISOString(),
       imctl: {version: imctlVersion()},
       debs: {packages: repo.packages, closure: CLOSURE, sources: repo.sources},
-      images: [],
-      groups: [debsGroup, ...artifactGroups.map((x) => x.group)],
+      images: saved?.images ?? [],
+      groups: [debsGroup, ...artifactGroups.map((x) => x.group), ...(saved ? [saved.group] : [])],
     }
     io.notify({type: 'info', message: `bundle: writing ${out}`})
-    const sources: GroupSource[] = [{group: debsGroup, stream: (put) => repo.stream(put)}, ...artifactGroups.map((x) => localGroup(x.group, x.artifact.dir))]
+    const sources: GroupSource[] = [
+      {group: debsGroup, stream: (put) => repo.stream(put)},
+      ...artifactGroups.map((x) => localGroup(x.group, x.artifact.dir)),
+      ...(saved ? [localGroup(saved.group, imagesDir)] : []),
+    ]
     const written = await writeBundle(out, bundle, sources)
     const done = Date.now()
     const groups = groupSizes(bundle)
@@ -92,10 +103,11 @@ export async function createBundle(opts: BundleCreateOptions): Promise<BundleCre
       created: bundle.created,
       groups,
       packages: repo.packages,
-      images: [],
-      seconds: {artifacts: secs(artifactsDone - started), debs: secs(debsDone - artifactsDone), write: secs(done - debsDone), total: secs(done - started)},
+      images: saved?.images ?? [],
+      seconds: {artifacts: secs(artifactsDone - started), debs: secs(debsDone - artifactsDone), images: secs(imagesDone - debsDone), write: secs(done - imagesDone), total: secs(done - started)},
     }
   } finally {
+    await rm(imagesDir, {recursive: true, force: true})
     await repo.remove()
   }
 }

@@ -17,9 +17,9 @@ export interface BundleFile {
 }
 
 export interface BundleGroup {
-  /** `debs` or `artifacts/<name>-<version>`: the folder its files sit under in the tar. */
+  /** `debs`, `artifacts/<name>-<version>` or `images`: the folder its files sit under in the tar. */
   path: string
-  kind: 'debs' | 'artifact'
+  kind: 'debs' | 'artifact' | 'images'
   /** For an artifact: its name and version as the release manifest has them. */
   artifact?: {name: string; version: string}
   files: BundleFile[]
@@ -51,9 +51,18 @@ export interface BundleManifest {
     /** The apt sources the packages came from. */
     sources: string[]
   }
-  /** Container images for engine hosts: none yet (images are built on the engine from Debian packages). */
-  images: never[]
+  /** Container images for engine hosts, saved (`docker save`) in the `images` group: engines load them instead of building. */
+  images: BundledImage[]
   groups: BundleGroup[]
+}
+
+export const IMAGES_GROUP = 'images'
+
+/** A saved image: the component it runs, the tag install asks for, and its file in the `images` group. */
+export interface BundledImage {
+  component: string
+  tag: string
+  file: string
 }
 
 export function artifactGroupPath(name: string, version: string): string {
@@ -105,7 +114,7 @@ export function parseBundleManifest(text: string, source: string): BundleManifes
   const seen = new Set<string>()
   for (const g of m.groups) {
     if (typeof g?.path !== 'string' || !isSafeRelativePath(g.path) || !Array.isArray(g.files)) throw damaged(source, `bundle.json has a bad group ${JSON.stringify(g?.path)}`)
-    if (g.kind !== 'debs' && g.kind !== 'artifact') throw damaged(source, `bundle.json: group ${g.path} has an unknown kind`)
+    if (g.kind !== 'debs' && g.kind !== 'artifact' && g.kind !== 'images') throw damaged(source, `bundle.json: group ${g.path} has an unknown kind`)
     if (g.kind === 'artifact' && (typeof g.artifact?.name !== 'string' || typeof g.artifact.version !== 'string')) throw damaged(source, `bundle.json: group ${g.path} does not name its artifact`)
     for (const f of g.files) {
       const ok = typeof f?.path === 'string' && isSafeRelativePath(f.path) && /^[0-9a-f]{64}$/.test(String(f.sha256)) && Number.isSafeInteger(f.size) && f.size >= 0
@@ -114,6 +123,10 @@ export function parseBundleManifest(text: string, source: string): BundleManifes
       if (seen.has(name) || name === BUNDLE_MANIFEST) throw damaged(source, `bundle.json lists ${name} twice`)
       seen.add(name)
     }
+  }
+  for (const i of m.images) {
+    const listed = m.groups.some((g) => g.kind === 'images' && g.files.some((f) => `${g.path}/${f.path}` === i?.file))
+    if (typeof i?.component !== 'string' || typeof i.tag !== 'string' || !listed) throw damaged(source, `bundle.json: image ${JSON.stringify(i)} is not one of its files`)
   }
   return m as BundleManifest
 }

@@ -30,6 +30,8 @@ export interface OpenedBundle {
   /** A flat apt repository (Packages, Release, the .debs): upload it and use src/plan/offline.ts. */
   debs: {dir: string; files: BundleFile[]}
   artifacts: Map<string, BundledArtifact>
+  /** Saved container images by tag: the local tar an engine loads. */
+  images: Map<string, {component: string; tag: string; file: string}>
 }
 
 /** `$IMCTL_CACHE_DIR/bundles`, `$XDG_CACHE_HOME/imctl/bundles` or `~/.cache/imctl/bundles`. */
@@ -112,9 +114,6 @@ async function reuse(dir: string, sha256: string): Promise<BundleManifest | null
 }
 
 function opened(file: string, sha256: string, dir: string, m: BundleManifest): OpenedBundle {
-  if (m.images.length) {
-    throw new UserError(`bundle ${file} carries container images, which this imctl cannot use`, ['Use the imctl version that made the bundle (bundle.json names it), or a newer one.'])
-  }
   const debs = m.groups.find((g) => g.kind === 'debs')
   const artifacts = new Map<string, BundledArtifact>()
   for (const g of m.groups) {
@@ -131,16 +130,15 @@ function opened(file: string, sha256: string, dir: string, m: BundleManifest): O
     packages: m.debs.packages,
     debs: {dir: join(dir, debs?.path ?? DEBS_GROUP), files: debs?.files ?? []},
     artifacts,
+    images: new Map(m.images.map((i) => [i.tag, {component: i.component, tag: i.tag, file: join(dir, i.file)}])),
   }
 }
 
-/**
- * The clear error for what bundles do not carry yet: container images. Engine hosts build
- * their images from Debian packages through a mirror, so they cannot be installed offline.
- */
-export function requireNoEngineHosts(bundle: Pick<OpenedBundle, 'file'>, engineHosts: string[]): void {
-  if (!engineHosts.length) return
-  throw new UserError(`bundle ${bundle.file} carries no container images, so engine host${engineHosts.length === 1 ? '' : 's'} ${engineHosts.join(', ')} cannot be installed from it`, [
-    'Place the components on SSH hosts for an offline install, or install engine hosts online (their images are built on the engine from a Debian mirror).',
+/** An engine host installs from a bundle only with every image it needs saved in it. */
+export function requireBundledImages(bundle: Pick<OpenedBundle, 'file' | 'release' | 'images'>, wanted: {host: string; tag: string}[]): void {
+  const missing = wanted.filter((w) => !bundle.images.has(w.tag))
+  if (!missing.length) return
+  throw new UserError(`bundle ${bundle.file} lacks image${missing.length === 1 ? '' : 's'} ${missing.map((m) => `${m.tag} (for ${m.host})`).join(', ')}`, [
+    `Make the bundle with this imctl and with images: imctl bundle create --release ${bundle.release} --out FILE (without --no-images).`,
   ])
 }
