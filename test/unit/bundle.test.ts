@@ -423,3 +423,32 @@ describe('openBundle', () => {
     )
   })
 })
+
+describe('images a bundle saves', () => {
+  it('are exactly the images install plans for a cluster on an engine host (same tags)', async () => {
+    const {releaseImages, desiredState} = await import('../../src/plan/desired.js')
+    const {loadManifest} = await import('../../src/config/manifest.js')
+    const {parseClusterConfig} = await import('../../src/config/load.js')
+    const {placeholderSecrets} = await import('../../src/config/secrets.js')
+    const manifest = loadManifest('ejabberd-23.01-debian12')
+    const config = parseClusterConfig(
+      `apiVersion: imctl/v1
+name: e
+domain: e.example.org
+release: ejabberd-23.01-debian12
+hosts:
+  - {name: d1, address: 10.1.1.1, engine: {socket: /run/podman/podman.sock}}
+components:
+  postgresql: {host: d1}
+  redis: {host: d1}
+  ejabberd: {host: d1}
+  kafka: {hosts: [d1]}
+  minio: {hosts: [d1], drives: [/d1, /d2, /d3, /d4]}
+`,
+      '/tmp/imctl-unit/cluster.yaml',
+    )
+    const planned = desiredState(config, manifest, placeholderSecrets()).flatMap((r) => (r.kind === 'image' ? [`${r.component} ${r.tag}`] : []))
+    assert.deepEqual(releaseImages(manifest).map((r) => `${r.component} ${r.tag}`), planned)
+    assert.equal(planned.length, 5)
+  })
+})
