@@ -151,8 +151,8 @@ export interface DomainStats {
   maxId: number
 }
 
-async function stats(s: Session, cutoffMicros: number): Promise<DomainStats[]> {
-  const r = await s.pg.exec(sqlCmd(statsSql(cutoffMicros), 'count the archived messages below the cutoff'))
+async function stats(s: Session, cutoffMicros: number, bytes: boolean): Promise<DomainStats[]> {
+  const r = await s.pg.exec(sqlCmd(statsSql(cutoffMicros, bytes), 'count the archived messages below the cutoff'))
   return r.stdout
     .split('\n')
     .filter(Boolean)
@@ -194,7 +194,7 @@ export async function runArchive(opts: RunOptions): Promise<RunResult> {
     const open = unfinishedRun(manifests)
     const notes: string[] = []
     if (opts.dryRun) {
-      const d = await stats(s, open?.cutoffMicros ?? cutoffMicros)
+      const d = await stats(s, open?.cutoffMicros ?? cutoffMicros, true)
       if (open) notes.push(`run ${open.id} (${open.state}, cutoff ${open.cutoff}) is unfinished: a run resumes it first, with its cutoff`)
       const cut = open?.cutoffMicros ?? cutoffMicros
       return {dryRun: true, run: open?.id ?? null, resumed: Boolean(open), cutoff: new Date(cut / 1000).toISOString(), domains: d, rows: d.reduce((n, x) => n + x.rows, 0), bytes: d.reduce((n, x) => n + x.bytes, 0), objects: 0, state: 'planned', seconds: (Date.now() - t0) / 1000, notes}
@@ -209,7 +209,7 @@ export async function runArchive(opts: RunOptions): Promise<RunResult> {
         m.state = 'running'
         delete m.error
       } else {
-        const d = await stats(s, cutoffMicros)
+        const d = await stats(s, cutoffMicros, false)
         const id = runId(now)
         m = {
           format: 1,
@@ -367,12 +367,20 @@ async function verifyObject(s: Session, m: RunManifest, o: ObjectRecord, io: IoH
 /** Deletes an object's verified ids in batches, each in its own transaction, then checks that none of its span is left. */
 async function deleteObjectRows(s: Session, m: RunManifest, o: ObjectRecord, rows: {id: number; timestamp: number}[], io: IoHost): Promise<void> {
   const batches = deleteBatches(rows)
-  for (let i = o.deletedBatches; i < batches.length; i++) {
-    const r = await s.pg.exec(sqlCmd(deleteBatchSql(o.domain, batches[i]!), `delete archived rows of ${o.key}, batch ${i + 1}/${batches.length}`))
-    o.deletedRows += Number(r.stdout.trim().split('\n').pop())
-    o.deletedBatches = i + 1
-    await saveManifest(s.s3, m)
-    io.notify({type: 'info', message: `deleting ${o.key}: batch ${i + 1}/${batches.length} committed`})
+  const todo = batches.slice(o.deletedBatches)
+  if (todo.length) {
+    // One psql session runs the remaining batches, each its own transaction, and prints each one's count as it commits.
+    const out = await remoteStream(s.pg, sqlCmd(todo.map((b) => deleteBatchSql(o.domain, b)).join(''), `delete archived rows of ${o.key}, batches ${o.deletedBatches + 1}..${batches.length}`))
+    for await (const lines of out.pipe(new LineSplitter()) as AsyncIterable<string[]>) {
+      for (const l of lines) {
+        if (!l) continue
+        o.deletedRows += Number(l)
+        o.deletedBatches++
+        await saveManifest(s.s3, m)
+        io.notify({type: 'info', message: `deleting ${o.key}: batch ${o.deletedBatches}/${batches.length} committed`})
+      }
+    }
+    if (o.deletedBatches !== batches.length) throw new Error(`bug: ${o.deletedBatches} of ${batches.length} delete batches reported for ${o.key}`)
   }
   // Every row of the object's days below the cutoff is in the object: none may be left.
   const span = `${rowsPredicate(m, o.domain, o.firstDay)} AND timestamp < ${dayStartMicros(nextDay(o.lastDay))}`

@@ -162,9 +162,9 @@ export function exportSql(m: Pick<RunManifest, 'cutoffMicros' | 'maxId'>, domain
   return `SELECT row_to_json(a)::text FROM public.archive a WHERE ${rowsPredicate(m, domain, fromDay)} ORDER BY timestamp, id;\n`
 }
 
-/** Per domain: rows and JSON bytes below the cutoff, and the highest id (what a run would move). */
-export function statsSql(cutoffMicros: number): string {
-  return `SELECT server_host, count(*), sum(octet_length(row_to_json(a)::text) + 1), max(id) FROM public.archive a WHERE timestamp < ${cutoffMicros} GROUP BY server_host ORDER BY server_host;\n`
+/** Per domain: rows below the cutoff and the highest id; with `bytes`, their JSON's size too (a dry run's answer, dearer to count). */
+export function statsSql(cutoffMicros: number, bytes: boolean): string {
+  return `SELECT server_host, count(*), ${bytes ? 'sum(octet_length(row_to_json(a)::text) + 1)' : '0'}, max(id) FROM public.archive a WHERE timestamp < ${cutoffMicros} GROUP BY server_host ORDER BY server_host;\n`
 }
 
 /** Verified rows to delete together: their ids and the timestamps they span. */
