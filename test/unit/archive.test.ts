@@ -48,6 +48,7 @@ describe('archive: durations, days and keys', () => {
     assert.equal(dayOf(ts('2026-03-02T00:00:00Z')), '2026-03-02')
     assert.equal(dayStartMicros('2026-03-02'), ts('2026-03-02T00:00:00Z'))
     assert.throws(() => dayStartMicros('2026-3-2'), /not a day/)
+    assert.throws(() => dayStartMicros('2026-02-30'), /not a day/)
   })
 
   it('names objects by domain, first day and run', () => {

@@ -33,8 +33,10 @@ export function dayOf(micros: number): string {
 
 /** The first microsecond of a UTC day `YYYY-MM-DD`. */
 export function dayStartMicros(day: string): number {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`))) throw new Error(`not a day: ${day}`)
-  return Date.parse(`${day}T00:00:00Z`) * 1000
+  const ms = Date.parse(`${day}T00:00:00Z`)
+  // Date.parse takes 2026-02-30 as March 2nd: only a day that reads back the same is one.
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== day) throw new Error(`not a day: ${day}`)
+  return ms * 1000
 }
 
 export function nextDay(day: string): string {
