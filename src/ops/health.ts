@@ -231,7 +231,8 @@ async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: Ej
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects with `<what> timed out after N s` unless `p` settles in time. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout
   return Promise.race([
     p.finally(() => clearTimeout(timer)),

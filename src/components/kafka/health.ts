@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import type {HealthCheck, HealthContext} from '../../ops/health.js'
+import {withTimeout, type HealthCheck, type HealthContext} from '../../ops/health.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import {openKafka} from './client.js'
 import {hostForUrl, kafkaNodes, kafkaToolsFor} from './index.js'
@@ -127,8 +127,8 @@ export function kafkaHealthChecks(ctx: HealthContext): Promise<HealthCheck | Hea
           if (message.value?.toString() === token) seen()
         }})
         const [meta] = await producer.send({topic: HEALTH_TOPIC, acks: -1, messages: [{value: token}]})
-        await within(joined, 30_000, 'joining a consumer group')
-        await within(received, 30_000, 'consuming the probe record')
+        await withTimeout(joined, 30_000, 'joining a consumer group')
+        await withTimeout(received, 30_000, 'consuming the probe record')
         return `offset ${meta?.baseOffset ?? '?'} produced and consumed in ${Date.now() - t0} ms`
       } finally {
         await Promise.allSettled([consumer.disconnect(), producer.disconnect()])
@@ -142,14 +142,4 @@ export function kafkaHealthChecks(ctx: HealthContext): Promise<HealthCheck | Hea
   // Close the client and tunnels once every check has its answer.
   void all.finally(() => session.then((s) => s.close()).catch(() => {}))
   return [all]
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms / 1000} s`)), ms)
-    }),
-  ])
 }
