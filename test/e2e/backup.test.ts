@@ -1,17 +1,27 @@
 /**
  * The restore drill, on real hosts: seed users, chat messages (in ejabberd's SQL
- * archive) and Redis keys → back up → damage each artifact and the manifest in a
- * copy (verify names it) → a backup killed half-way is never listed complete →
+ * archive), Redis keys, MinIO objects (1 host, 1 drive) and Kafka topics with a
+ * consumer group's committed offsets (1 node) → back up (with every Kafka record)
+ * → the same into the cluster's own MinIO (`--to s3://`), verified, damaged there,
+ * and restored in place over changed data → damage each artifact and the manifest
+ * in a copy (verify names it) → a backup killed half-way is never listed complete →
  * destroy the sandbox → a new one → install → restore (once cut by SIGKILL, then
- * completed) → every table's rows and checksum, the Redis keys and the users are
- * equal, and a restored user reads the same history over XMPP.
+ * completed) → every table's rows and checksum, the Redis keys, the users, every
+ * object's sha256 and headers, every record and the group's offsets are equal, and
+ * a restored user reads the same history over XMPP. Last, the schedule's units run
+ * under a real systemd (a sandbox host's).
  */
 import assert from 'node:assert/strict'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {createSandbox, imctl, imctlKilledWhen, transcript, type Sandbox} from './harness.js'
+import {parse} from 'yaml'
+import {scheduleBackup, type Systemd} from '../../src/ops/backup/schedule.js'
+import {silentIo} from '../../src/io.js'
+import {createSandbox, editConfig, imctl, imctlKilledWhen, transcript, type Sandbox} from './harness.js'
+import {BIG_OBJECT_BYTES, consumeToEnd, deleteObject, getObject, GROUP, kafkaDigest, listKeys, objectsDigest, openStores, putObject, seedKafka, seedObjects, TOPIC, type StoreAccess} from './stores.js'
 import {archive, login, send} from './xmpp.js'
 
 const NAME = 'e2e-bk'
@@ -23,7 +33,9 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   const backups = join(keep, 'sets')
   const key = join(keep, 'keys', 'backup-key')
   let setId = ''
-  let before_: {tables: string; redis: string; users: string; history: string[]}
+  let before_: {tables: string; redis: string; users: string; history: string[]; objects: string[]; kafka: Awaited<ReturnType<typeof kafkaDigest>>}
+  let stores: StoreAccess | undefined
+  const S3_TO = 's3://imctl-backups/drill'
   const allSecrets: string[] = []
 
   const c = () => sb.config
@@ -40,21 +52,31 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   const ws = () => `ws://${sb.hosts[0]!.address}:5280/ws`
 
   async function freshCluster(): Promise<void> {
+    await stores?.close()
+    stores = undefined
     sb = await createSandbox(NAME, 1)
-    allSecrets.push(...sb.secrets)
+    // Kafka (1 node) and MinIO (1 host, 1 drive, one config bucket) beside the rest, on h1.
+    editConfig(c(), (t) => `${t}  kafka:\n    hosts: [h1]\n  minio:\n    hosts: [h1]\n    buckets: [chat-media]\n`)
+    const gen = await imctl(['secrets', 'generate', '-c', c(), '--json'])
+    assert.equal(gen.exitCode, 0, gen.stdout + gen.stderr)
+    const doc = parse(readFileSync(secretsFile(), 'utf8')) as Record<string, Record<string, string>>
+    allSecrets.push(...Object.entries(doc).flatMap(([section, v]) => Object.entries(v).filter(([k]) => !(section === 'kafka' && k === 'cluster_id')).map(([, x]) => x)))
     const r = await imctl(['install', '-c', c(), '--json'])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
+    stores = await openStores(sb.hosts[0]!.address, secretsFile())
   }
+  const secretsFile = () => join(sb.dir, `${NAME}.secrets.yaml`)
 
   before(async () => {
     await freshCluster()
   })
 
   after(async () => {
+    await stores?.close()
     await sb?.destroy()
   })
 
-  it('seeds users, an archived conversation and Redis keys, then backs them up', async () => {
+  it('seeds users, an archived conversation, Redis keys, MinIO objects and Kafka records with a group\'s offsets, then backs them up', async () => {
     for (const u of ['alice', 'bob']) sb.onHost('h1', `printf %s '${u}-password-123' | (read p; ejabberdctl register ${u} ${DOMAIN} "$p")`)
     const alice = await login(ws(), DOMAIN, 'alice', 'alice-password-123')
     const bob = await login(ws(), DOMAIN, 'bob', 'bob-password-123')
@@ -66,19 +88,89 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     await bob.stop()
     sb.onHost('h1', `export REDISCLI_AUTH='${redisAuth()}'; for i in $(seq 1 20); do redis-cli --no-auth-warning SET drill:$i value-$i >/dev/null; done`)
     await new Promise((r) => setTimeout(r, 1000))
-    before_ = {tables: tableDigest(), redis: redisDigest(), users: users(), history}
+    await seedObjects(stores!.s3)
+    await seedKafka(stores!)
+    before_ = {tables: tableDigest(), redis: redisDigest(), users: users(), history, objects: await objectsDigest(stores!.s3), kafka: await kafkaDigest(stores!)}
     assert.match(before_.tables, /^archive 10 /m, 'each delivered message is archived twice (sender and receiver)')
     assert.equal(before_.redis.trim().split('\n').length, 20)
+    assert.deepEqual(before_.kafka.offsets, [0, 1, 2].map((p) => `${GROUP} ${TOPIC}/${p}=10`))
+    assert.equal(before_.kafka.topics[TOPIC]!.records.length, 36)
 
-    const r = await imctl(['backup', 'create', ...bk()])
+    const r = await imctl(['backup', 'create', '--kafka-data', ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     setId = r.json.result.id
     assert.ok(r.json.warnings.some((w: string) => /created the backup key/.test(w)))
     const pgdump = r.json.result.artifacts.find((a: {name: string}) => a.name === 'postgresql-ejabberd.pgdump.enc')
     assert.equal(pgdump.counts.archive, 10)
     assert.equal(pgdump.counts.users, 3) // alice, bob and imctl's admin
+    const counts = (name: string) => r.json.result.artifacts.find((a: {name: string}) => a.name === name)?.counts
+    assert.deepEqual(
+      {objects: counts('minio-objects.tar.enc')['chat-media.objects'], handMade: counts('minio-objects.tar.enc')['made-by-hand.objects'], backups: counts('minio-objects.tar.enc')['imctl-backups.objects']},
+      {objects: 4, handMade: 1, backups: undefined},
+    )
+    assert.ok(counts('minio-objects.tar.enc')['chat-media.bytes'] > BIG_OBJECT_BYTES)
+    const k = counts('kafka-topics.json.gz.enc')
+    assert.deepEqual({topics: k.topics, partitions: k.partitions, offsets: k.offsets}, {topics: 2, partitions: 4, offsets: 3})
+    assert.equal(counts('kafka-records.jsonl.gz.enc').records, 39)
     const v = await imctl(['backup', 'verify', setId, ...bk()])
     assert.equal(v.exitCode, 0, v.stdout)
+  })
+
+  it('--to s3:// puts a set into the cluster\'s MinIO; list and verify read it there, a damaged object is named, and restore from there puts changed data back', async () => {
+    const s3 = (...args: string[]) => [...args, '-c', c(), '--to', S3_TO, '--key', key, '--json']
+    const t0 = Date.now()
+    const r = await imctl(['backup', 'create', '--kafka-data', ...s3()])
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr)
+    const id: string = r.json.result.id
+    assert.equal(r.json.result.dir, `${S3_TO}/${NAME}/${id}`)
+    const list = await imctl(['backup', 'list', '-c', c(), '--to', S3_TO, '--json'])
+    assert.deepEqual(list.json.result.sets.map((x: {id: string; complete: boolean; artifacts: number}) => [x.id, x.complete, x.artifacts]), [[id, true, 10]])
+    assert.equal((await imctl(['backup', 'verify', id, ...s3()])).exitCode, 0)
+    // One flipped byte in an object of the set is named by verify
+    const objectKey = `drill/${NAME}/${id}/minio-objects.tar.enc`
+    const good = await getObject(stores!.s3, 'imctl-backups', objectKey)
+    const bad = Buffer.from(good)
+    bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 1
+    await putObject(stores!.s3, 'imctl-backups', objectKey, bad)
+    const damaged = await imctl(['backup', 'verify', id, ...s3()])
+    assert.equal(damaged.exitCode, 1, damaged.stdout)
+    assert.deepEqual(damaged.json.result.problems.map((p: {artifact: string}) => p.artifact), ['minio-objects.tar.enc'])
+    await putObject(stores!.s3, 'imctl-backups', objectKey, good)
+    // Given changed data: an object gone, one overwritten, the group further on
+    await deleteObject(stores!.s3, 'chat-media', 'files/report.bin')
+    await putObject(stores!.s3, 'chat-media', 'avatars/alice.png', Buffer.from('overwritten'))
+    await consumeToEnd(stores!, GROUP)
+    assert.notDeepEqual((await kafkaDigest(stores!)).offsets, before_.kafka.offsets)
+    // When restoring from S3 in place
+    const restored = await imctl(['backup', 'restore', id, ...s3()])
+    assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr)
+    // Then objects, records and offsets are as backed up, and the overwritten object was kept aside
+    assert.deepEqual(await objectsDigest(stores!.s3), before_.objects)
+    assert.deepEqual(await kafkaDigest(stores!), before_.kafka)
+    const kept = await listKeys(stores!.s3, 'chat-media', '.imctl-before-restore/')
+    assert.equal(kept.length, 1, kept.join(', '))
+    assert.match(kept[0]!, /\/avatars\/alice\.png$/)
+    assert.equal((await getObject(stores!.s3, 'chat-media', kept[0]!)).toString(), 'overwritten')
+    assert.ok(restored.json.result.keptAside.some((k: string) => k.startsWith('MinIO: chat-media/.imctl-before-restore/')))
+    assert.ok(restored.json.result.steps.includes(`kafka: topics that exist with records were kept as they are: ${TOPIC}, profiles`), restored.json.result.steps.join('\n'))
+    console.log(`# s3 round: create, list, verify x2, restore in place: ${Math.round((Date.now() - t0) / 1000)} s`)
+  })
+
+  it('restore refuses before changing anything while a consumer group of the set has members', async () => {
+    const consumer = stores!.kafka.consumer({groupId: GROUP})
+    await consumer.connect()
+    await consumer.subscribe({topic: TOPIC})
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()))
+    await consumer.run({autoCommit: false, eachMessage: async () => {}})
+    try {
+      await joined
+      const r = await imctl(['backup', 'restore', setId, ...bk()])
+      assert.equal(r.exitCode, 2, r.stdout)
+      assert.match(r.json.error!.message, new RegExp(`consumer groups still have members, so their offsets cannot be restored: ${GROUP} \\(Stable; 1 member`))
+      assert.match(r.json.error!.nextSteps!.join(' '), /nothing was changed/)
+    } finally {
+      await consumer.disconnect()
+    }
   })
 
   it('verify --deep restores the set into a throwaway sandbox, healthy and with every row count equal', async () => {
@@ -86,6 +178,7 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     assert.equal(r.json.result.deep.healthy, true)
     assert.equal(r.json.result.deep.tablesCompared, 41)
+    assert.deepEqual(r.json.result.deep.storesNotRestored, ['minio', 'kafka'])
     // The throwaway sandbox is gone again.
     const {execFileSync} = await import('node:child_process')
     assert.equal(execFileSync('podman', ['ps', '-aq', '--filter', `name=imctl-sbx-${r.json.result.deep.sandbox}-`], {encoding: 'utf8'}).trim(), '')
@@ -94,7 +187,7 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   it('verify names every damaged artifact and a damaged manifest', async () => {
     const set = join(backups, NAME, setId)
     const names = [...readdirSync(set).filter((f) => f.endsWith('.enc')), 'manifest.json']
-    assert.equal(names.length, 7)
+    assert.equal(names.length, 11)
     for (const name of names) {
       const copy = `${setId}-damaged-${name.replace(/[^a-z]/g, '')}`
       cpSync(set, join(backups, NAME, copy), {recursive: true})
@@ -132,12 +225,16 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     await sb.destroy()
     await freshCluster()
     assert.doesNotMatch(users(), /alice/)
-    const cut = await imctlKilledWhen(['backup', 'restore', setId, ...bk()], (out) => /keep the current database/.test(out), {maxMs: 300_000})
+    // Without --json, so the progress lines show and the cut falls right after the database swap, before Redis, MinIO and Kafka.
+    const cut = await imctlKilledWhen(['backup', 'restore', setId, ...bk().filter((a) => a !== '--json')], (out) => /keep the current database/.test(out), {maxMs: 300_000})
     assert.ok(cut.killed, cut.output)
     const r = await imctl(['backup', 'restore', setId, ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     assert.equal(r.json.result.healthy, true)
     assert.deepEqual({tables: tableDigest(), redis: redisDigest(), users: users()}, {tables: before_.tables, redis: before_.redis, users: before_.users})
+    assert.deepEqual(await objectsDigest(stores!.s3), before_.objects)
+    assert.deepEqual(await kafkaDigest(stores!), before_.kafka)
+    assert.ok(r.json.result.steps.includes('kafka: topics created: chat-events, profiles'), r.json.result.steps.join('\n'))
     const alice = await login(ws(), DOMAIN, 'alice', 'alice-password-123')
     try {
       assert.deepEqual(await archive(alice), before_.history)
@@ -167,6 +264,32 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     assert.equal(r.exitCode, 0, r.stdout)
     assert.deepEqual(r.json.result.kept, [newest])
     assert.deepEqual(complete(), [newest])
+  })
+
+  it('backup schedule: a real systemd (a sandbox host\'s) loads the units, runs the service into its journal, shows the runs, and --disable removes them', async () => {
+    // The units go where that systemd reads them; the service runs echo in place of imctl, which that host lacks.
+    const container = sb.hosts[0]!.container
+    const mount = execFileSync('podman', ['mount', container], {encoding: 'utf8'}).trim()
+    const systemd: Systemd = {
+      scope: 'system',
+      unitDir: join(mount, 'etc/systemd/system'),
+      available: async () => true,
+      systemctl: async (args) => {
+        const r = spawnSync('podman', ['exec', container, 'systemctl', ...args], {encoding: 'utf8'})
+        return {exitCode: r.status ?? 1, stdout: r.stdout, stderr: r.stderr}
+      },
+    }
+    const base = {configFile: c(), keyFile: key, io: silentIo, systemd, imctl: ['/bin/echo', 'imctl']}
+    const made = await scheduleBackup({...base, every: '1d', at: '03:30', to: S3_TO})
+    assert.deepEqual({action: made.action, enabled: made.enabled, schedule: made.schedule, lastRun: made.lastRun}, {action: 'scheduled', enabled: true, schedule: '*-*-* 03:30:00', lastRun: null})
+    assert.match(made.nextRun ?? '', / 03:30:00 /)
+    sb.onHost('h1', `systemctl start imctl-backup-${NAME}.service`)
+    const st = await scheduleBackup({...base, status: true})
+    assert.deepEqual({result: st.lastRun?.result, exit: st.lastRun?.exitStatus}, {result: 'success', exit: 0})
+    assert.equal(sb.onHost('h1', `journalctl -u imctl-backup-${NAME}.service -o cat --no-pager | grep '^imctl backup'`).trim(), `imctl backup create --json -c ${c()} --key ${key} --to ${S3_TO}`)
+    const off = await scheduleBackup({...base, disable: true})
+    assert.equal(off.installed, false)
+    assert.equal(sb.onHost('h1', `ls /etc/systemd/system /etc/systemd/system/timers.target.wants | grep -c imctl-backup || true`).trim(), '0')
   })
 
   it('never prints a secret', () => {
