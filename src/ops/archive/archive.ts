@@ -8,12 +8,12 @@
  * S3 goes through the `imctl-archive` key, which reaches its own bucket only.
  */
 import {once} from 'node:events'
-import {PassThrough, type Readable, Transform, type TransformCallback} from 'node:stream'
+import {PassThrough, Transform, type TransformCallback} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {StringDecoder} from 'node:string_decoder'
 import {createGunzip, createGzip} from 'node:zlib'
 import {getObjectStream, listObjects, ObjectWriter, openClusterS3, type MinioS3} from '../../components/minio/s3.js'
-import {RemoteError, UserError} from '../../errors.js'
+import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
 import type {RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
@@ -21,6 +21,7 @@ import {HashTap} from '../backup/crypto.js'
 import {psql} from '../backup/backup.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {lockCluster} from '../lock.js'
+import {commandOutput} from '../../transport/stream.js'
 import {
   ARCHIVE_BUCKET,
   ARCHIVE_USER,
@@ -92,25 +93,6 @@ export async function closeArchiveSession(s: Session): Promise<void> {
 
 function sqlCmd(sql: string, description: string): RemoteCommand {
   return {...psql('ejabberd', sql), description}
-}
-
-/** A command's stdout as a stream; a non-zero exit surfaces as the stream's error. */
-async function remoteStream(conn: HostConnection, cmd: RemoteCommand): Promise<Readable> {
-  if (!conn.stream) throw new Error(`bug: ${conn.host.name} cannot stream`)
-  const ch = await conn.stream(cmd)
-  const out = new PassThrough()
-  let stderr = ''
-  ch.stderr?.on('data', (b: Buffer) => (stderr += b.toString('utf8')))
-  ch.on('data', (b: Buffer) => {
-    if (!out.write(b)) ch.pause()
-  })
-  out.on('drain', () => ch.resume())
-  ch.on('close', async () => {
-    const code = await ch.exited
-    if (code === 0) out.end()
-    else out.destroy(new RemoteError(conn.host.name, cmd.description, code ?? null, stderr.trim().split('\n').slice(-8).join('\n')))
-  })
-  return out
 }
 
 /** Splits a byte stream into arrays of complete lines (one array per chunk), with backpressure; UTF-8 cut between chunks stays whole. */
@@ -271,7 +253,7 @@ async function exportDomain(s: Session, m: RunManifest, domain: string, fromDay:
   const cmd = sqlCmd(exportSql(m, domain, fromDay), `export archived messages of ${domain}`)
   // psql reads the result through a cursor, FETCH_COUNT rows at a time, instead of holding it all.
   cmd.argv = [...cmd.argv, '-v', 'FETCH_COUNT=20000']
-  const source = await remoteStream(s.pg, cmd)
+  const source = await commandOutput(s.pg, cmd)
   const lines = source.pipe(new LineSplitter())
   source.on('error', (e) => lines.destroy(e))
 
@@ -370,7 +352,7 @@ async function deleteObjectRows(s: Session, m: RunManifest, o: ObjectRecord, row
   const todo = batches.slice(o.deletedBatches)
   if (todo.length) {
     // One psql session runs the remaining batches, each its own transaction, and prints each one's count as it commits.
-    const out = await remoteStream(s.pg, sqlCmd(todo.map((b) => deleteBatchSql(o.domain, b)).join(''), `delete archived rows of ${o.key}, batches ${o.deletedBatches + 1}..${batches.length}`))
+    const out = await commandOutput(s.pg, sqlCmd(todo.map((b) => deleteBatchSql(o.domain, b)).join(''), `delete archived rows of ${o.key}, batches ${o.deletedBatches + 1}..${batches.length}`))
     for await (const lines of out.pipe(new LineSplitter()) as AsyncIterable<string[]>) {
       for (const l of lines) {
         if (!l) continue

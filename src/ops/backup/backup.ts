@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {basename, join} from 'node:path'
-import {PassThrough, Readable} from 'node:stream'
+import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 import * as tar from 'tar-stream'
@@ -9,7 +9,7 @@ import {openKafka} from '../../components/kafka/client.js'
 import {kafkaNodes} from '../../components/kafka/index.js'
 import {minioNodes} from '../../components/minio/index.js'
 import type {ComponentName, HostConfig} from '../../config/model.js'
-import {RemoteError, UserError} from '../../errors.js'
+import {UserError} from '../../errors.js'
 import {silentIo, type IoHost} from '../../io.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
@@ -20,6 +20,7 @@ import {ArtifactCheck, encryptor, HashTap, loadBackupKey, sealManifest} from './
 import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka} from './kafka.js'
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
 import {backupRoot, isS3, openBackupStore, parseS3Url, type BackupStore} from './store.js'
+import {commandOutput} from '../../transport/stream.js'
 
 export interface ArtifactRecord {
   name: string
@@ -134,27 +135,27 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
       // PostgreSQL: every table's row count, then a custom-format dump streamed from pg_dump, and the roles.
       const counts = parseCounts((await pg.exec(psql('ejabberd', COUNT_ROWS_SQL))).stdout)
       await save({name: 'postgresql-ejabberd.pgdump.enc', component: 'postgresql', host: pg.host.name, what: 'pg_dump of database ejabberd (custom format)', gzip: false, counts}, () =>
-        streamOf(pg, {argv: ['pg_dump', '-Fc', '-d', 'ejabberd'], asUser: 'postgres', description: 'dump database ejabberd'}),
+        commandOutput(pg, {argv: ['pg_dump', '-Fc', '-d', 'ejabberd'], asUser: 'postgres', description: 'dump database ejabberd'}),
       )
       await save({name: 'postgresql-globals.sql.gz.enc', component: 'postgresql', host: pg.host.name, what: 'roles (pg_dumpall --globals-only)', gzip: true}, () =>
-        streamOf(pg, {argv: ['pg_dumpall', '--globals-only'], asUser: 'postgres', description: 'dump roles'}),
+        commandOutput(pg, {argv: ['pg_dumpall', '--globals-only'], asUser: 'postgres', description: 'dump roles'}),
       )
 
       // Redis: a fresh BGSAVE that finished and succeeded, then its RDB file.
       const keys = await bgsave(redis, model)
       await save({name: 'redis-dump.rdb.gz.enc', component: 'redis', host: redis.host.name, what: 'Redis RDB after a successful BGSAVE', gzip: true, counts: {keys}}, () =>
-        streamOf(redis, {argv: ['cat', '/var/lib/redis/dump.rdb'], root: true, description: 'read dump.rdb'}),
+        commandOutput(redis, {argv: ['cat', '/var/lib/redis/dump.rdb'], root: true, description: 'read dump.rdb'}),
       )
 
       // ejabberd: its internal (Mnesia) database and its configuration.
       const mnesia = '/var/lib/ejabberd/imctl-backup.mnesia'
       await im.exec({argv: ['ejabberdctl', 'backup', mnesia], root: true, description: 'back up ejabberd\'s internal database'})
       await save({name: 'ejabberd-mnesia.backup.gz.enc', component: 'ejabberd', host: im.host.name, what: 'ejabberd internal database (ejabberdctl backup)', gzip: true}, () =>
-        streamOf(im, {argv: ['cat', mnesia], root: true, description: 'read the Mnesia backup'}),
+        commandOutput(im, {argv: ['cat', mnesia], root: true, description: 'read the Mnesia backup'}),
       )
       await im.exec({argv: ['rm', '-f', mnesia], root: true, description: 'remove the Mnesia backup file'})
       await save({name: 'ejabberd-config.yml.gz.enc', component: 'ejabberd', host: im.host.name, what: 'ejabberd configuration', gzip: true}, () =>
-        streamOf(im, {argv: ['cat', '/etc/ejabberd/ejabberd.yml'], root: true, description: 'read ejabberd.yml'}),
+        commandOutput(im, {argv: ['cat', '/etc/ejabberd/ejabberd.yml'], root: true, description: 'read ejabberd.yml'}),
       )
 
       // MinIO: every bucket's objects with their headers in one tar, then the index with each object's sha256.
@@ -265,25 +266,6 @@ async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number
     '  i=$((i+1)); sleep 0.5; done; echo "BGSAVE did not finish within 15 minutes" >&2; exit 1'
   const r = await conn.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'BGSAVE and wait until it succeeded'})
   return Number(r.stdout.trim().split('\n').pop())
-}
-
-/** A command's stdout as a stream; errors (exit code) surface when it ends. */
-async function streamOf(conn: HostConnection, cmd: RemoteCommand): Promise<Readable> {
-  if (!conn.stream) throw new Error(`bug: ${conn.host.name} cannot stream`)
-  const ch = await conn.stream(cmd)
-  const out = new PassThrough()
-  let stderr = ''
-  ch.stderr?.on('data', (b: Buffer) => (stderr += b.toString('utf8')))
-  ch.on('data', (b: Buffer) => {
-    if (!out.write(b)) ch.pause()
-  })
-  out.on('drain', () => ch.resume())
-  ch.on('close', async () => {
-    const code = await ch.exited
-    if (code === 0) out.end()
-    else out.destroy(new RemoteError(conn.host.name, cmd.description, code ?? null, stderr.trim().split('\n').slice(-8).join('\n')))
-  })
-  return out
 }
 
 /** cluster.yaml, the secrets file and every rendered file, as a tar stream. */
