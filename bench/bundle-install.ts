@@ -25,6 +25,7 @@ import {bundleCacheDir} from '../src/ops/bundle/open.js'
 import {OFFLINE_LISTS, OFFLINE_SOURCES, offlineAptOptions, offlineSourcesList} from '../src/plan/offline.js'
 import {shellJoin, shellQuote} from '../src/transport/command.js'
 import {editConfig, imctl} from '../test/e2e/harness.js'
+import {median, timeIt} from './stats.js'
 
 const run = promisify(execFile)
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3
@@ -71,16 +72,6 @@ interface Row {
   baselineWork: Record<string, {folders: string[]; packages: number}>
 }
 
-const seconds = async (fn: () => Promise<unknown>): Promise<number> => {
-  const t0 = performance.now()
-  await fn()
-  return (performance.now() - t0) / 1000
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const sshArgs = (sb: BenchSandbox, address: string) => ['-i', join(sb.dir, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(sb.dir, 'known_hosts')}`, '-o', 'BatchMode=yes', `root@${address}`]
 
@@ -160,7 +151,7 @@ function aptFromUpload(w: HostWork): string {
 
 async function timeImctl(sb: BenchSandbox, bundle: string): Promise<Pick<Row, 'imctlWall' | 'imctlUpload' | 'imctlInstall' | 'uploadPerHost'>> {
   let result: any
-  const wall = await seconds(async () => {
+  const wall = await timeIt(async () => {
     const r = await imctl(['install', '-c', sb.config, '--bundle', bundle, '--accept-new-host-keys', '--json'], {timeoutMs: 1_800_000})
     if (r.exitCode !== 0 || r.json.result?.failed || r.json.result?.skipped) throw new Error(`install failed (exit ${r.exitCode}): ${r.stdout}\n${r.stderr.slice(-2000)}`)
     result = r.json.result
@@ -178,8 +169,8 @@ async function timeImctl(sb: BenchSandbox, bundle: string): Promise<Pick<Row, 'i
 
 async function timeBaseline(sb: BenchSandbox, work: HostWork[], bundleDir: string): Promise<Pick<Row, 'baselineUpload' | 'baselineInstall'>> {
   const withFiles = work.filter((w) => w.groups.length)
-  const baselineUpload = await seconds(() => Promise.all(withFiles.map((w) => pushFolders(sb, bundleDir, w))))
-  const baselineInstall = await seconds(() =>
+  const baselineUpload = await timeIt(() => Promise.all(withFiles.map((w) => pushFolders(sb, bundleDir, w))))
+  const baselineInstall = await timeIt(() =>
     Promise.all(work.filter((w) => w.packages.length).map((w) => run('ssh', [...sshArgs(sb, w.address), aptFromUpload(w)], {maxBuffer: 64 << 20}))),
   )
   return {baselineUpload, baselineInstall}
@@ -223,7 +214,7 @@ let removeBundleDir = false
 try {
   const bundle = join(work, `${RELEASE}.bundle`)
   let made: any
-  const createSeconds = await seconds(async () => {
+  const createSeconds = await timeIt(async () => {
     const r = await imctl(['bundle', 'create', '--release', RELEASE, '--out', bundle, '--json'], {timeoutMs: 1_800_000})
     if (r.exitCode !== 0) throw new Error(`bundle create failed: ${r.stdout}\n${r.stderr.slice(-2000)}`)
     made = r.json.result

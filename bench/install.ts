@@ -15,6 +15,7 @@ import {cpus, hostname, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {createSandbox, imctl, type Sandbox} from '../test/e2e/harness.js'
+import {median, timeIt} from './stats.js'
 
 const run = promisify(execFile)
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3
@@ -29,16 +30,6 @@ function ssh(sb: Sandbox, host: string, cmd: string) {
   return run('ssh', ['-i', join(sb.dir, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(sb.dir, 'known_hosts')}`, '-o', 'BatchMode=yes', `root@${h.address}`, cmd], {maxBuffer: 64 << 20})
 }
 
-async function timeIt(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now()
-  await fn()
-  return (performance.now() - t0) / 1000
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 async function coldPair(i: number): Promise<{imctl: number; baseline: number; rerun: number; floor: number}> {
   const a = await createSandbox(`bench-a${i}`)
