@@ -28,6 +28,14 @@ const podman = (...args: string[]) => execFileSync('podman', args, {encoding: 'u
 const inContainer = (component: string, script: string, stdin?: string) =>
   execFileSync('podman', ['exec', '-i', `imctl-${CLUSTER}-${component}`, 'sh', '-c', script], {encoding: 'utf8', ...(stdin !== undefined ? {input: stdin} : {})})
 
+/** Runs imctl and notes how long it took (for the README's measurements). */
+async function timedImctl(args: string[]): Promise<Awaited<ReturnType<typeof imctl>>> {
+  const t0 = Date.now()
+  const r = await imctl(args)
+  process.stderr.write(`imctl ${args.slice(0, 2).join(' ')}: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
+  return r
+}
+
 /** Every container, volume and the network of the cluster: what losing the engine host's data leaves. */
 function removeAll(): void {
   const ids = podman('ps', '-aq', '--filter', `label=io.imctl.cluster=${CLUSTER}`).split('\n').filter(Boolean)
@@ -59,7 +67,7 @@ describe('backup and restore with every store in a container on an engine host',
   const ws = () => `ws://127.0.0.1:${PORTS.http}/ws`
 
   async function install(): Promise<void> {
-    const r = await imctl(['install', '-c', c, '--json'], {env: {IMCTL_CACHE_DIR: process.env.IMCTL_CACHE_DIR ?? '/tmp/imctl-art'}})
+    const r = await timedImctl(['install', '-c', c, '--json'])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
   }
 
@@ -113,7 +121,7 @@ describe('backup and restore with every store in a container on an engine host',
     assert.match(before_.tables, /^archive 10 /m, 'each delivered message is archived twice (sender and receiver)')
     assert.equal(before_.redis.trim().split('\n').length, 20)
 
-    const r = await imctl(['backup', 'create', ...bk()])
+    const r = await timedImctl(['backup', 'create', ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     setId = r.json.result.id
     const counts = (name: string) => r.json.result.artifacts.find((a: {name: string}) => a.name === name)?.counts
@@ -129,7 +137,7 @@ describe('backup and restore with every store in a container on an engine host',
     assert.match(r.json.result.versions.ejabberd, /^23\.01/)
     // The Mnesia backup file made in the container is gone again.
     assert.equal(inContainer('ejabberd', 'ls /var/lib/ejabberd | grep -c imctl-backup || true').trim(), '0')
-    const v = await imctl(['backup', 'verify', setId, ...bk()])
+    const v = await timedImctl(['backup', 'verify', setId, ...bk()])
     assert.equal(v.exitCode, 0, v.stdout)
     assert.equal(v.json.result.ok, true)
   })
@@ -142,7 +150,7 @@ describe('backup and restore with every store in a container on an engine host',
     // Without --json, so the progress lines show; cut once Redis's data was swapped on its stopped volume.
     const cut = await imctlKilledWhen(['backup', 'restore', setId, ...bk().filter((a) => a !== '--json')], (out) => /load the RDB with AOF off/.test(out), {maxMs: 300_000})
     assert.ok(cut.killed, cut.output)
-    const r = await imctl(['backup', 'restore', setId, ...bk()])
+    const r = await timedImctl(['backup', 'restore', setId, ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     assert.equal(r.json.result.healthy, true, JSON.stringify(r.json.result.health))
     assert.deepEqual({tables: tableDigest(), redis: redisDigest(), users: users()}, {tables: before_.tables, redis: before_.redis, users: before_.users})
