@@ -46,6 +46,11 @@ export function openPorts(config: ClusterConfig, host: string): OpenPort[] {
   return out
 }
 
+/** An address as nft lists it (IPv6 compressed, lower case). */
+function listedAddress(address: string): string {
+  return isIP(address) === 6 ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address
+}
+
 /** `ip saddr` or `ip6 saddr` for an address or network as the config model holds it. */
 function saddr(source: string): string {
   return `${source.includes(':') ? 'ip6' : 'ip'} saddr ${source}`
@@ -56,7 +61,7 @@ function saddr(source: string): string {
  * so the loaded rules can be compared with it as text.
  */
 export function renderFirewallTable(config: ClusterConfig, host: HostConfig): string {
-  const peers = config.hosts.map((h) => h.address).filter((a, i, all) => all.indexOf(a) === i)
+  const peers = config.hosts.map((h) => listedAddress(h.address)).filter((a, i, all) => all.indexOf(a) === i)
   const admin = config.firewall?.adminSources ?? []
   const ports = openPorts(config, host.name)
   const rules = [

@@ -82,6 +82,8 @@ describe('firewall rules', () => {
 }
 `,
     )
+    const v6 = configFrom(`${THREE_HOSTS_YAML.replace('10.0.0.12', 'FD00:0:0::0012')}firewall: {enabled: true}\n`)
+    assert.match(renderFirewallTable(v6, host('db1')), /\t\tip6 saddr fd00::12 tcp dport 5432 accept\n/)
     const im = renderFirewallTable(configFrom(`${THREE_HOSTS_YAML}firewall: {enabled: true}\n`), host('im1'))
     assert.match(im, /\t\ttcp dport 22 accept\n\t\ttcp dport 5222 accept\n\t\ttcp dport 5280 accept\n\t\ttcp dport 1883 accept\n\t}/)
   })
