@@ -134,6 +134,7 @@ interface RawConfig {
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
   }
+  firewall?: {enabled: boolean; adminSources?: string[]}
 }
 
 type ProblemFn = (path: Path, message: string, hint?: string, key?: string) => void
@@ -256,6 +257,10 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     claim(h, comps.minio!.port ?? DEFAULT_PORTS.minio.port, 'minio', ['components', 'minio', comps.minio!.port ? 'port' : 'hosts'])
     claim(h, comps.minio!.consolePort ?? DEFAULT_PORTS.minio.consolePort, 'minio console', ['components', 'minio', comps.minio!.consolePort ? 'consolePort' : 'hosts'])
   }
+  raw.firewall?.adminSources?.forEach((src, i) => {
+    const bad = checkSource(src)
+    if (bad) problem(['firewall', 'adminSources', i], bad.message, bad.hint)
+  })
   // Erlang's port mapper listens on 4369 beside ejabberd.
   const epmd = ports.get(`${addressOf(comps.ejabberd.host)}:4369`)
   if (epmd) problem(epmd.path, `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${epmd.owner}`, 'choose another port')
@@ -310,7 +315,51 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
           }
         : {}),
     },
+    ...(raw.firewall ? {firewall: {enabled: raw.firewall.enabled, adminSources: (raw.firewall.adminSources ?? []).map(canonicalSource)}} : {}),
   }
+}
+
+/** Why an admin source is not a usable network (an address, or a CIDR without host bits), or null. */
+function checkSource(src: string): {message: string; hint: string} | null {
+  const [addr = '', bits, ...extra] = src.split('/')
+  const family = isIP(addr)
+  const max = family === 6 ? 128 : 32
+  const hint = 'write an address or a network such as 192.0.2.0/24 or 2001:db8::/32'
+  if (family === 0 || extra.length || (bits !== undefined && !/^\d{1,3}$/.test(bits))) return {message: `${JSON.stringify(src)} is not an address or CIDR network`, hint}
+  const len = bits === undefined ? max : Number(bits)
+  if (len > max) return {message: `${JSON.stringify(src)}: a prefix of /${len} is too long for IPv${family}`, hint}
+  if (len === 0) return {message: `${JSON.stringify(src)} is everyone`, hint: 'leave adminSources out to let SSH in from anywhere'}
+  if (maskedAddress(addr, len) !== canonicalAddress(addr)) return {message: `${JSON.stringify(src)} has host bits set`, hint: `write the network, ${maskedAddress(addr, len)}/${len}`}
+  return null
+}
+
+/** An admin source as nftables lists it: canonical address, no /32 or /128. */
+function canonicalSource(src: string): string {
+  const [addr = '', bits] = src.split('/')
+  const max = isIP(addr) === 6 ? 128 : 32
+  return bits === undefined || Number(bits) === max ? canonicalAddress(addr) : `${canonicalAddress(addr)}/${Number(bits)}`
+}
+
+function canonicalAddress(addr: string): string {
+  return isIP(addr) === 6 ? new URL(`http://[${addr}]/`).hostname.slice(1, -1) : addr.split('.').map(Number).join('.')
+}
+
+/** The address with every bit past `len` cleared, canonical. */
+function maskedAddress(addr: string, len: number): string {
+  if (isIP(addr) === 4) {
+    const n = addr.split('.').reduce((a, o) => a * 256n + BigInt(Number(o)), 0n)
+    const m = len === 0 ? 0n : n & (((1n << BigInt(len)) - 1n) << BigInt(32 - len))
+    return [24n, 16n, 8n, 0n].map((s) => String((m >> s) & 255n)).join('.')
+  }
+  const hex = new URL(`http://[${addr}]/`).hostname.slice(1, -1)
+  const [head = '', tail = ''] = hex.includes('::') ? hex.split('::') : [hex, '']
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = hex.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
+  const n = groups.reduce((a, g) => (a << 16n) + BigInt(parseInt(g, 16)), 0n)
+  const m = n & (((1n << BigInt(len)) - 1n) << BigInt(128 - len))
+  const out = Array.from({length: 8}, (_, i) => ((m >> BigInt(16 * (7 - i))) & 0xffffn).toString(16)).join(':')
+  return new URL(`http://[${out}]/`).hostname.slice(1, -1)
 }
 
 function toEngine(e: RawEngine, auth: (a: RawAuth | undefined) => SshAuth, dir: string): EngineEndpoint {

@@ -78,7 +78,7 @@ export interface ReleaseManifest {
   release: string
   os: string
   components: Record<string, ComponentRelease>
-  /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka). */
+  /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka), and for the firewall (nftables). */
   hostPackages?: PinnedPackage[]
   artifacts?: Record<string, ArtifactRelease>
   /** Suites that packages name in `suite`. */

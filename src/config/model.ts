@@ -72,6 +72,13 @@ export interface ComponentsConfig {
 
 export type ComponentName = keyof ComponentsConfig
 
+/** nftables rules on the SSH hosts (src/plan/firewall.ts says what is public). */
+export interface FirewallConfig {
+  enabled: boolean
+  /** Who may reach SSH, as nftables prints them (`10.0.0.0/8`, a bare address for /32 and /128); empty: anywhere. */
+  adminSources: string[]
+}
+
 export interface ClusterConfig {
   /** Absolute path of the cluster.yaml this came from. */
   file: string
@@ -83,6 +90,8 @@ export interface ClusterConfig {
   knownHostsFile: string
   hosts: HostConfig[]
   components: ComponentsConfig
+  /** Absent when cluster.yaml has no `firewall:` (then nothing about it changes on hosts). */
+  firewall?: FirewallConfig
 }
 
 export function hostByName(config: ClusterConfig, name: string): HostConfig {

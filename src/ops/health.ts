@@ -11,6 +11,7 @@ import {kafkaHealthChecks} from '../components/kafka/health.js'
 import {minioHealthChecks} from '../components/minio/health.js'
 import {archiveHealthChecks} from './archive/health.js'
 import {endpointFor} from '../plan/desired.js'
+import {firewallProblem, firewallQuery, parseFirewall} from '../plan/firewall.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
@@ -24,6 +25,8 @@ export interface HealthCheck {
   degraded?: boolean
   /** A check of the whole clustered component (e.g. a record produced and consumed), not of one node. */
   clusterLevel?: boolean
+  /** About the host rather than a component's node (its firewall): a failure is never only degraded. */
+  hostLevel?: boolean
   detail: string
   ms: number
 }
@@ -45,7 +48,7 @@ export function classifyHealth(checks: HealthCheck[]): {status: HealthReport['st
     const own = checks.filter((c) => c.component === component && c.clusterLevel)
     return own.length > 0 && own.every((c) => c.ok)
   }
-  const out = checks.map((c) => (!c.ok && !c.clusterLevel && serving(c.component) ? {...c, ok: true, degraded: true, detail: `degraded: ${c.detail}`} : c))
+  const out = checks.map((c) => (!c.ok && !c.clusterLevel && !c.hostLevel && serving(c.component) ? {...c, ok: true, degraded: true, detail: `degraded: ${c.detail}`} : c))
   const status = out.some((c) => !c.ok) ? 'unhealthy' : out.some((c) => c.degraded) ? 'degraded' : 'healthy'
   return {status, checks: out}
 }
@@ -100,6 +103,16 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
           return 'active'
         }, r),
       ]
+    }
+    if (s.kind === 'firewall' && s.table !== null) {
+      const desired = s.table
+      // Listed under the host's first component (its lane), but about the whole host.
+      const check = timed(s.host, s.component, 'firewall (nftables table inet imctl)', async () => {
+        const problem = firewallProblem(parseFirewall((await conns.get(s.host)!.exec(firewallQuery())).stdout), desired)
+        if (problem) throw new Error(`${problem}; run \`imctl install\` to load the rules`)
+        return 'loaded, as rendered'
+      }, r)
+      return [check.then((c) => ({...c, hostLevel: true}))]
     }
     if (s.kind === 'container-running') {
       return [

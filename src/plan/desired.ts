@@ -13,6 +13,7 @@ import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
 import {aptSuiteFiles} from './apt-suites.js'
 import {configHash, containerSpec} from './container-spec.js'
+import {firewallResources} from './firewall.js'
 import type {ContainerResource, FileResource, ImageArtifact, ImageResource, PackagesResource, Resource} from './resources.js'
 
 /** The (first) host a component is placed on. */
@@ -82,6 +83,7 @@ export function desiredState(
     }
     all.push(...containerize(config, manifest, c.name, resources))
   }
+  all.push(...firewallResources(config, manifest, all))
   const merged = new Map<string, PackagesResource>()
   const rest: Resource[] = []
   for (const r of all) {

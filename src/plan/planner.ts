@@ -9,6 +9,7 @@ import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
 import type {ContainerSpec, FileResource, ImageArtifact, Resource} from './resources.js'
 import {artifactSums, resourceKey} from './resources.js'
 import {installPackagesOffline} from './offline.js'
+import {firewallProblem, loadFirewall, removeFirewall, sourceAllows} from './firewall.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
@@ -388,6 +389,38 @@ export function planChanges(
           why: now ? (changedFiles.length ? `${changedFiles.map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
           ...(diffs.length ? {diff: diffs.join('\n')} : {}),
           run: {type: 'engine', op: {op: 'create-container', spec: r.spec, files: r.files, replace: Boolean(now)}},
+        })
+        break
+      }
+      case 'firewall': {
+        const loaded = f.firewall ?? null
+        const enabled = f.services[r.unit]?.enabled ?? false
+        if (r.table === null) {
+          if (loaded === null && !enabled) {
+            unchanged++
+            break
+          }
+          const cmds = removeFirewall(r.unit).filter((c) => (c.argv[0] === 'nft' ? loaded !== null : enabled))
+          steps.push({...base, action: 'remove', what: 'remove the firewall (table inet imctl, its boot unit)', why: 'firewall.enabled is false', run: {type: 'exec', commands: cmds}})
+          break
+        }
+        const problem = firewallProblem(loaded, r.table)
+        // imctl must still get in next time: its own SSH source has to be an admin source.
+        if (problem && f.sshClient && !sourceAllows(r.adminSources, f.sshClient)) {
+          blockers.push(`${r.host}: imctl reaches this host's SSH from ${f.sshClient}, which firewall.adminSources (${r.adminSources.join(', ')}) leaves out: the rules would lock imctl out. Add that address or its network to adminSources`)
+          break
+        }
+        if (!problem && enabled) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: problem ? 'load' : 'enable',
+          what: problem ? `load the firewall rules from ${r.path}` : `enable ${r.unit} at boot`,
+          why: problem ?? 'disabled',
+          ...(problem ? {diff: fileDiff('table inet imctl', loaded ?? '', r.table)} : {}),
+          run: {type: 'exec', commands: [...(problem ? [loadFirewall(r.path)] : []), ...(enabled ? [] : [enableService(r.unit)])]},
         })
         break
       }

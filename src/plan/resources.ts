@@ -22,6 +22,7 @@ export type Resource =
   | MountResource
   | MinioBucketResource
   | MinioUserResource
+  | FirewallResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -213,6 +214,18 @@ export interface MinioUserResource extends Base {
   mc: McClient
 }
 
+/** The host's nftables table inet imctl, loaded from `path` (src/plan/firewall.ts); null: it must be gone. */
+export interface FirewallResource extends Base {
+  kind: 'firewall'
+  path: string
+  /** The boot unit that loads `path`. */
+  unit: string
+  /** What `nft list table inet imctl` prints once loaded. */
+  table: string | null
+  /** Who may reach SSH (empty: anyone): imctl's own SSH source must be one of them. */
+  adminSources: string[]
+}
+
 export interface ContainerRunningResource extends Base {
   kind: 'container-running'
   name: string
@@ -274,6 +287,8 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:minio-bucket:${r.bucket}`
     case 'minio-user':
       return `${r.host}:minio-user:${r.user}`
+    case 'firewall':
+      return `${r.host}:firewall`
   }
 }
 

@@ -101,6 +101,8 @@ describe('which packages a bundle carries', () => {
         'ejabberd:erlang-p1-pgsql=1.1.*',
         'ejabberd:erlang-redis-client=1.2.*',
         'host:openjdk-17-jre-headless=17.*',
+        // The firewall's nft: a bundle works for a cluster with `firewall:` on too.
+        'host:nftables=1.0.6-*',
       ],
     )
   })
