@@ -10,7 +10,7 @@ import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
 import {kafkaHealthChecks} from '../components/kafka/health.js'
 import {minioHealthChecks} from '../components/minio/health.js'
 import {archiveHealthChecks} from './archive/health.js'
-import {endpointFor} from '../plan/desired.js'
+import {endpointFor, primaryEndpoint} from '../plan/desired.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
 import {closeAll, connectHosts, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
@@ -114,7 +114,7 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
   })
 
   const pgCheck = timed(c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}, SELECT 1`, async () => {
-    const pgAt = endpointFor(model.config, 'postgresql', 'ejabberd')
+    const pgAt = primaryEndpoint(model.config, 'ejabberd')
     const t = await im.tunnel(pgAt.address, pgAt.port, 'ejabberd')
     const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000})
     try {
