@@ -88,6 +88,9 @@ describe('Patroni mode: desired state', () => {
     assert.deepEqual(on('db1').flatMap((r) => (r.kind === 'pg-role' || r.kind === 'pg-database' ? [r.kind] : [])), ['pg-role', 'pg-database'])
     assert.deepEqual(on('db2').flatMap((r) => (r.kind === 'once' ? [r.name] : [])), ['postgresql-main-stopped', 'patroni-primary-up'])
     assert.deepEqual(on('db1').flatMap((r) => (r.kind === 'once' ? [r.name] : [])), ['postgresql-main-stopped'])
+    // Debian's main cluster is stopped, never dropped, and not at all while it holds ejabberd's data.
+    const retire = on('db1').find((r) => r.kind === 'once' && r.name === 'postgresql-main-stopped')
+    assert.ok(retire?.kind === 'once' && /holds the ejabberd database/.test(retire.command.argv.join(' ')) && !/pg_dropcluster/.test(retire.command.argv.join(' ')))
   })
 
   it('keeps Patroni\'s passwords in its 0600 config owned by postgres, never in a command', () => {

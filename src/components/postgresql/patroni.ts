@@ -56,6 +56,25 @@ export function waitForHttp200(urls: string[], seconds: number, description: str
 }
 
 /**
+ * Stops and disables Debian's `main` cluster, once. It refuses when that cluster holds the
+ * ejabberd database (a single-node cluster switched to Patroni): Patroni would start an empty
+ * one beside it, so the data must be moved over first (backup, then restore).
+ */
+export function retireDebianCluster(version: string): RemoteCommand {
+  const unit = `postgresql@${version}-main`
+  return {
+    argv: shScript(
+      'if systemctl is-active --quiet "$1" && runuser -u postgres -- psql -XtAq -d postgres -c "SELECT 1 FROM pg_database WHERE datname = \'ejabberd\'" | grep -q 1; then ' +
+        'echo "$1 holds the ejabberd database: Patroni would start an empty cluster beside it. Back it up (imctl backup create), install with postgresql.host, or move the data into the Patroni cluster first" >&2; exit 1; fi; ' +
+        'systemctl stop "$1" && systemctl disable --quiet "$1" 2>/dev/null; systemctl is-active --quiet "$1" && exit 1; mkdir -p /var/lib/imctl && touch "$2"',
+      [unit, '/var/lib/imctl/postgresql-main-stopped'],
+    ),
+    root: true,
+    description: `stop and disable ${unit} (refused while it holds the ejabberd database)`,
+  }
+}
+
+/**
  * Patroni mode: every node runs Patroni (which runs PostgreSQL), the etcd members run etcd
  * with a static initial cluster, and the IM host runs a HAProxy of its own in front of the primary.
  */
@@ -108,11 +127,7 @@ export function patroniResources(ctx: ComponentContext, patroni: PatroniPlacemen
         name: 'postgresql-main-stopped',
         marker: '/var/lib/imctl/postgresql-main-stopped',
         what: `stop Debian's postgresql@${version}-main (Patroni runs this node's PostgreSQL)`,
-        command: {
-          argv: shScript('systemctl stop "$1" && systemctl disable --quiet "$1" 2>/dev/null; systemctl is-active --quiet "$1" && exit 1; mkdir -p /var/lib/imctl && touch "$2"', [`postgresql@${version}-main`, '/var/lib/imctl/postgresql-main-stopped']),
-          root: true,
-          description: `stop and disable postgresql@${version}-main`,
-        },
+        command: retireDebianCluster(version),
         after: [],
       },
       {
