@@ -119,7 +119,7 @@ describe('PostgreSQL under Patroni: failover of the primary\'s host', {timeout: 
     assert.equal(archiveRows('h2'), 4, 'both messages are in the archive on the new primary')
   })
 
-  it('the host comes back at its address and rejoins as a replica; health is HEALTHY and install changes nothing', async () => {
+  it('the host comes back at its address and rejoins as a replica; health is HEALTHY; a config fix is a reload; install then changes nothing', async () => {
     const h1 = sb.hosts[0]!
     // A restarted container gets a new address unless it is pinned: a server keeps its own.
     podman('network', 'disconnect', `imctl-sbx-${NAME}`, h1.container)
@@ -129,6 +129,13 @@ describe('PostgreSQL under Patroni: failover of the primary\'s host', {timeout: 
     assert.match(detailOf(h, 'h1', /^Patroni member/)!.detail, /^replica, (running|streaming), lag 0\.0 MB, timeline 2/)
     assert.match(detailOf(h, 'h2', /^Patroni member/)!.detail, /^leader \(primary\)/)
     assert.equal(archiveRows('h1'), 4, 'the former primary replicates what was written after the failover')
+    // A hand edit of the primary's config.yml is put back with a reload: no failover.
+    sb.onHost('h2', 'echo "# edited by hand" >> /etc/patroni/config.yml')
+    const fix = await imctl(['install', '-c', c(), '--json'])
+    assert.equal(fix.exitCode, 0, fix.stdout)
+    assert.deepEqual(fix.json.result.steps.map((s: {host: string; what: string}) => `${s.host}: ${s.what}`), ['h2: write /etc/patroni/config.yml (postgres:postgres 600)', 'h2: reload patroni'])
+    const still = await healthUntil((x) => x.status === 'healthy', 30)
+    assert.match(detailOf(still, 'h2', /^Patroni member/)!.detail, /^leader \(primary\), timeline 2$/)
     const again = await imctl(['install', '-c', c(), '--json'])
     assert.equal(again.exitCode, 0, again.stdout)
     assert.equal(again.json.result.changes, 0, JSON.stringify(again.json.result.steps, null, 1))

@@ -5,7 +5,10 @@ import {ValidationError} from '../../src/errors.js'
 import {loadManifest} from '../../src/config/manifest.js'
 import {desiredState, primaryEndpoint} from '../../src/plan/desired.js'
 import type {FileResource, Resource} from '../../src/plan/resources.js'
-import {configFrom, SECRETS, THREE_HOSTS_YAML} from './helpers.js'
+import {COMPONENTS, component} from '../../src/components/registry.js'
+import {emptyFacts} from '../../src/plan/facts.js'
+import {planChanges} from '../../src/plan/planner.js'
+import {configFrom, convergedFacts, SECRETS, THREE_HOSTS_YAML} from './helpers.js'
 
 const PATRONI_SECRETS = {...SECRETS, patroni: {superuser_password: 'su-Secret-9a8b7c6d5e', replication_password: 'repl-Secret-1a2b3c4d5e', restapi_password: 'api-Secret-5e4d3c2b1a'}}
 
@@ -108,6 +111,37 @@ describe('Patroni mode: desired state', () => {
     const cfg = file('im1', '/etc/imctl-pg-proxy/haproxy.cfg').content
     assert.match(cfg, /bind 127\.0\.0\.1:6432\n {2}option httpchk GET \/primary\n/)
     assert.match(cfg, /server db1 10\.0\.0\.11:5432 check port 8008\n {2}server db2 10\.0\.0\.14:5432 check port 8008\n/)
+  })
+})
+
+describe('Patroni mode: a config change on a running cluster', () => {
+  it('reloads Patroni (a restart of the primary would be a failover); a fresh install restarts it', () => {
+    // Given a converged cluster, When a host is added (every node's pg_hba lets it in)
+    const config = configFrom(PATRONI_YAML)
+    const before = desiredState(config, loadManifest(config.release), PATRONI_SECRETS)
+    const facts = convergedFacts(config, before)
+    // (what the shared fixture does not know: Patroni's packages, once markers, the proxy's directory)
+    for (const r of before) {
+      const f = facts[r.host]!
+      if (r.kind === 'packages') for (const p of r.packages) f.packages[p.name] ??= p.version.replace('*', '1')
+      if (r.kind === 'once') f.paths[r.marker] = {type: 'file', owner: 'root', group: 'root', mode: '644'}
+      if (r.kind === 'directory') f.paths[r.path] = {type: 'directory', owner: r.owner, group: r.group, mode: r.mode}
+    }
+    assert.equal(planChanges(before, facts, COMPONENTS.map((c) => c.name), (c) => component(c).dependsOn).steps.length, 0)
+    const grown = configFrom(PATRONI_YAML.replace('  - name: im1', '  - name: extra\n    address: 10.0.0.20\n    auth: {agent: true}\n  - name: im1'))
+    const after = desiredState(grown, loadManifest(grown.release), PATRONI_SECRETS)
+    facts.extra = emptyFacts('extra')
+    const plan = planChanges(after, facts, COMPONENTS.map((c) => c.name), (c) => component(c).dependsOn)
+    const steps = plan.steps.map((s) => `${s.host}: ${s.action} ${s.what.split(' (')[0]}`)
+    // Then Patroni is reloaded on both nodes, never restarted
+    assert.ok(steps.includes('db1: reload reload patroni') && steps.includes('db2: reload reload patroni'), steps.join('\n'))
+    assert.ok(!steps.some((s) => /restart patroni/.test(s)), steps.join('\n'))
+    const reload = plan.steps.find((s) => s.host === 'db1' && s.action === 'reload')!
+    assert.deepEqual(reload.run.type === 'exec' && reload.run.commands.map((c) => c.argv.join(' ')), ['systemctl reload patroni', 'systemctl is-active --quiet patroni', 'rm -f /var/lib/imctl/restart-pending/patroni'])
+    // And on a host where packages are being installed, it is a restart with the managed configuration
+    delete facts.db2!.packages.patroni
+    const fresh = planChanges(after, facts, COMPONENTS.map((c) => c.name), (c) => component(c).dependsOn).steps.map((s) => `${s.host}: ${s.action} ${s.what}`)
+    assert.ok(fresh.includes('db2: restart restart patroni'), fresh.join('\n'))
   })
 })
 

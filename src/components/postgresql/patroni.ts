@@ -155,7 +155,7 @@ export function patroniResources(ctx: ComponentContext, patroni: PatroniPlacemen
         after: [],
       })
     }
-    out.push({...b, kind: 'service', unit: PATRONI_UNIT, ready: waitForHttp200([`http://${host.address}:${PATRONI_API_PORT}/health`], 300, `wait until Patroni runs PostgreSQL on ${name}`)})
+    out.push({...b, kind: 'service', unit: PATRONI_UNIT, reload: true, ready: waitForHttp200([`http://${host.address}:${PATRONI_API_PORT}/health`], 300, `wait until Patroni runs PostgreSQL on ${name}`)})
     if (i === 0) {
       out.push(
         {...b, kind: 'pg-role', role: 'ejabberd', verifier: scramSha256Verifier(ctx.secrets.postgresql.ejabberd_password, 'ejabberd')},
