@@ -13,6 +13,8 @@ export interface ClusterSecrets {
   kafka?: {cluster_id: string; broker_password: string; imctl_password: string}
   /** Present when the cluster has MinIO. */
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
+  /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
+  patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
 
 type Sections = Required<ClusterSecrets>
@@ -22,6 +24,7 @@ const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   ejabberd: ['admin_password'],
   kafka: ['cluster_id', 'broker_password', 'imctl_password'],
   minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
+  patroni: ['superuser_password', 'replication_password', 'restapi_password'],
 }
 /** Sections every cluster has; the others only with their component. */
 const ALWAYS = ['postgresql', 'redis', 'ejabberd']

@@ -32,6 +32,16 @@ export function endpointFor(config: ClusterConfig, target: ComponentName, from: 
   return {address: t.address, port: port.publish(config) ?? port.containerPort}
 }
 
+/**
+ * Where clients on `from`'s host reach the PostgreSQL primary: in Patroni mode the HAProxy on
+ * that host's loopback (it follows the primary), otherwise PostgreSQL's own host and port.
+ */
+export function primaryEndpoint(config: ClusterConfig, from: ComponentName): Endpoint {
+  const patroni = config.components.postgresql.patroni
+  if (patroni) return {address: '127.0.0.1', port: patroni.proxyPort}
+  return endpointFor(config, 'postgresql', from)
+}
+
 export function componentContext(config: ClusterConfig, manifest: ReleaseManifest, secrets: ClusterSecrets, render: TemplateRenderer): ComponentContext {
   return {
     config,
@@ -41,6 +51,7 @@ export function componentContext(config: ClusterConfig, manifest: ReleaseManifes
     host: (n) => hostByName(config, n),
     inContainer: (c) => Boolean(hostByName(config, placementHost(config, c)).engine),
     endpoint: (target, from) => endpointFor(config, target, from),
+    primaryEndpoint: (from) => primaryEndpoint(config, from),
   }
 }
 

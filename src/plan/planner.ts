@@ -34,7 +34,7 @@ export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
+  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'reload' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
   what: string
   why: string
   diff?: string
@@ -272,7 +272,10 @@ export function planChanges(
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
         const newVersion = upgraded.has(`${r.host}:${r.component}`)
-        if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
+        if (r.reload && s?.active && (changed.length || pending) && !newVersion && !installsOn.has(r.host)) {
+          const why = changed.length ? `${changed.join(', ')} changed` : 'a config change from an interrupted run is not live yet'
+          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why, run: {type: 'exec', commands: reloadService(r.unit)}})
+        } else if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
             : pending
@@ -574,6 +577,15 @@ export function restartService(unit: string, enableUnit: string, ready?: RemoteC
     {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
     {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     ...(ready ? [ready] : []),
+    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
+  ]
+}
+
+/** Applies a changed config to a running service without stopping it. */
+export function reloadService(unit: string): RemoteCommand[] {
+  return [
+    {argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit}`},
+    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
   ]
 }

@@ -65,6 +65,8 @@ export interface ServiceResource extends Base {
   enableUnit?: string
   /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
   ready?: RemoteCommand
+  /** A changed config file reaches the running service by `systemctl reload`, not a restart (Patroni: a restart of the primary is a failover). */
+  reload?: boolean
 }
 
 export interface PgRoleResource extends Base {
