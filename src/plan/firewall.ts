@@ -1,6 +1,7 @@
 import {BlockList, isIP} from 'node:net'
 import type {ClusterConfig, ComponentName, HostConfig} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
+import {ETCD_PORTS, PATRONI_API_PORT} from '../config/load.js'
 import type {RemoteCommand} from '../transport/command.js'
 import {shScript} from '../transport/command.js'
 import type {FileResource, Resource} from './resources.js'
@@ -39,7 +40,11 @@ export function openPorts(config: ClusterConfig, host: string): OpenPort[] {
   if (entryHosts(config).includes(host)) {
     out.push({port: c.ejabberd.ports.c2s, to: 'public', what: 'XMPP clients'}, {port: c.ejabberd.ports.http, to: 'public', what: 'WebSocket'}, {port: c.ejabberd.ports.mqtt, to: 'public', what: 'MQTT'})
   }
-  if (c.postgresql.host === host) out.push({port: c.postgresql.port, to: 'cluster', what: 'PostgreSQL'})
+  const pg = c.postgresql.patroni
+  if (pg ? pg.hosts.includes(host) : c.postgresql.host === host) out.push({port: c.postgresql.port, to: 'cluster', what: 'PostgreSQL'})
+  // Patroni mode: replication and the proxies' primary checks reach every node; etcd's members talk to each other and to Patroni.
+  if (pg?.hosts.includes(host)) out.push({port: PATRONI_API_PORT, to: 'cluster', what: 'Patroni REST API'})
+  if (pg?.etcd.includes(host)) out.push({port: ETCD_PORTS.client, to: 'cluster', what: 'etcd clients'}, {port: ETCD_PORTS.peer, to: 'cluster', what: 'etcd peers'})
   if (c.redis.host === host) out.push({port: c.redis.port, to: 'cluster', what: 'Redis'})
   if (c.kafka?.hosts.includes(host)) out.push({port: c.kafka.port, to: 'cluster', what: 'Kafka'}, {port: c.kafka.controllerPort, to: 'cluster', what: 'Kafka controller'})
   if (c.minio?.hosts.includes(host)) out.push({port: c.minio.port, to: 'cluster', what: 'MinIO'}, {port: c.minio.consolePort, to: 'cluster', what: 'MinIO console'})

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {openPorts} from '../../src/plan/firewall.js'
 import {describe, it} from 'node:test'
 import {describeCluster, describeMember, etcdHealthQuery, parseEtcdHealth, parsePatroniCluster} from '../../src/components/postgresql/health.js'
 import {ValidationError} from '../../src/errors.js'
@@ -29,6 +30,14 @@ function problemsOf(yaml: string): [string, string, number][] {
 }
 
 describe('postgresql.hosts: Patroni mode in cluster.yaml', () => {
+  it('with a firewall, every PostgreSQL node opens replication and the REST API, every etcd member its two ports, to the cluster only', () => {
+    const config = configFrom(PATRONI_YAML)
+    const ports = (h: string) => openPorts(config, h).map((p) => `${p.port} ${p.to}`)
+    assert.deepEqual(ports('db1'), ['5432 cluster', '8008 cluster', '2379 cluster', '2380 cluster'])
+    assert.deepEqual(ports('db2'), ['5432 cluster', '8008 cluster', '2379 cluster', '2380 cluster'])
+    assert.deepEqual(ports('im1').slice(3), ['2379 cluster', '2380 cluster'])
+  })
+
   it('fills in the first node as `host`, etcd members and the proxy port', () => {
     const config = configFrom(PATRONI_YAML)
     assert.deepEqual(config.components.postgresql, {host: 'db1', port: 5432, patroni: {hosts: ['db1', 'db2'], etcd: ['db1', 'db2', 'im1'], proxyPort: 6432}})
