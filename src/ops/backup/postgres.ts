@@ -307,6 +307,20 @@ export function parseCounts(stdout: string): Record<string, number> {
   )
 }
 
+/** Work in a fresh staging directory, removed afterwards also on failure (a failed removal never hides the first error). */
+async function staged(conn: HostConnection, work: () => Promise<void>): Promise<void> {
+  await conn.exec(stagingCommand(PG_STAGING_DIR, true))
+  let done = false
+  try {
+    await work()
+    done = true
+  } finally {
+    await conn.exec(stagingCommand(PG_STAGING_DIR, false)).catch((e: unknown) => {
+      if (done) throw e
+    })
+  }
+}
+
 type Save = (a: {name: string; component: 'postgresql'; host: string; what: string; gzip: boolean; counts?: Record<string, number>; postgresql?: PgArtifactInfo}, source: () => Promise<Readable>) => Promise<unknown>
 
 /**
@@ -342,14 +356,11 @@ export async function backupPostgres(conn: HostConnection, server: PgServer, for
       await save({...record, what: `pg_dump of database ${d.name} (custom format, ${server.pgDumpVersion})`}, () => commandOutput(conn, pgDumpCustomCommand(server.bindir, d.name)))
       continue
     }
-    await conn.exec(stagingCommand(PG_STAGING_DIR, true))
-    try {
+    await staged(conn, async () => {
       io.notify({type: 'info', message: `${host}: dump database ${d.name} in directory format with ${jobs} jobs into ${PG_STAGING_DIR}`})
       await conn.exec(pgDumpDirectoryCommand(server.bindir, d.name, PG_STAGING_DIR, jobs))
       await save({...record, what: `pg_dump of database ${d.name} (directory format, ${jobs} jobs, ${server.pgDumpVersion}) as one tar`}, () => commandOutput(conn, tarOutCommand(PG_STAGING_DIR)))
-    } finally {
-      await conn.exec(stagingCommand(PG_STAGING_DIR, false))
-    }
+    })
   }
   await save({name: PG_GLOBALS, component: 'postgresql', host, what: 'roles (pg_dumpall --globals-only)', gzip: true}, () => commandOutput(conn, pgDumpGlobalsCommand(server.bindir)))
 }
@@ -404,13 +415,10 @@ export async function restorePostgres(
     if (format === 'custom') {
       await conn.exec({...pgRestoreCustomCommand(server.bindir, staging), stdinStream: await artifact(a.name)})
     } else {
-      await conn.exec(stagingCommand(PG_STAGING_DIR, true))
-      try {
+      await staged(conn, async () => {
         await conn.exec({...tarInCommand(PG_STAGING_DIR), stdinStream: await artifact(a.name)})
         await conn.exec(pgRestoreDirectoryCommand(server.bindir, staging, PG_STAGING_DIR, jobs))
-      } finally {
-        await conn.exec(stagingCommand(PG_STAGING_DIR, false))
-      }
+      })
     }
     const exists = (await conn.exec(pgQuery(`SELECT count(*) FROM pg_database WHERE datname = ${sqlLiteral(db)};\n`, `look for database ${db}`, 'template1'))).stdout.trim() === '1'
     say(host, exists ? `keep the current database ${db} as ${aside} and put the restored one in its place` : `put the restored database ${db} in place (there was none)`)
