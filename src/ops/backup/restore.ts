@@ -5,7 +5,6 @@ import {openKafka, type KafkaSession} from '../../components/kafka/client.js'
 import {kafkaNodes} from '../../components/kafka/index.js'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
-import {sqlIdent, sqlLiteral} from '../../plan/observe.js'
 import {atomicWrite} from '../../plan/planner.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
@@ -16,6 +15,7 @@ import {lockCluster} from '../lock.js'
 import {defaultKeyFile, readManifest, storeHosts, verifyBackup} from './backup.js'
 import {decryptor, loadBackupKey} from './crypto.js'
 import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
+import {checkPostgresRestore, readPgServer, restorePostgres} from './postgres.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 import {openBackupStore, type BackupStore} from './store.js'
 import {localPort, managedFile, onStore, redisPutSteps, runStoreStep, serviceStep, type StoreName} from './store-host.js'
@@ -139,26 +139,15 @@ async function restoreFrom(
     // What is there now is renamed, never dropped: by set and by this run, so a re-run keeps both.
     const tag = `${opts.id}_${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`.toLowerCase().replace(/[^a-z0-9_]/g, '')
     const keptAside: string[] = []
+    // Before anything changes: the server is not older than the dump, owners exist, the disk has room.
+    const pgServer = await readPgServer(pg)
+    await checkPostgresRestore(pg, pgServer, opts.id, manifest)
 
     say(im.host.name, 'stop ejabberd, so no client writes while the stores are restored')
     await service(im, 'ejabberd', 'stop')
 
-    // PostgreSQL: restore into a fresh database beside the current one, then swap names.
-    const staging = 'ejabberd_restoring'
-    const aside = `ejabberd_before_${tag}`
-    say(pg.host.name, `restore database ejabberd from the set into ${staging}`)
-    await pg.exec(pgSql(`DROP DATABASE IF EXISTS ${sqlIdent(staging)} WITH (FORCE);\nCREATE DATABASE ${sqlIdent(staging)} OWNER ejabberd ENCODING 'UTF8' TEMPLATE template0;\n`, 'prepare the staging database'))
-    await pg.exec({argv: ['pg_restore', '--exit-on-error', '--no-password', '-d', staging], asUser: 'postgres', stdinStream: await artifact('postgresql-ejabberd.pgdump.enc'), description: `pg_restore into ${staging}`})
-    say(pg.host.name, `keep the current database as ${aside} and put the restored one in its place`)
-    await pg.exec(
-      pgSql(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ejabberd';\n` +
-          `SELECT format('ALTER DATABASE ejabberd RENAME TO %I', ${sqlLiteral(aside)}) WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'ejabberd')\\gexec\n` +
-          `ALTER DATABASE ${sqlIdent(staging)} RENAME TO ejabberd;\n`,
-        'swap the restored database in',
-      ),
-    )
-    keptAside.push(`${pg.host.name}: database ${aside}`)
+    // PostgreSQL: each database into a fresh one beside the current one, then names swapped.
+    keptAside.push(...(await restorePostgres(pg, pgServer, manifest, artifact, tag, say)))
 
     // Redis: the RDB in place of the current data (kept aside), loaded with AOF off, then AOF rebuilt from it.
     say(redis.host.name, 'stop Redis and put the RDB from the set in place (the current data is kept aside)')
@@ -227,10 +216,6 @@ async function text(stream: Readable): Promise<string> {
   const chunks: Buffer[] = []
   for await (const c of stream) chunks.push(c as Buffer)
   return Buffer.concat(chunks).toString('utf8')
-}
-
-function pgSql(sql: string, description: string): RemoteCommand {
-  return {argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], stdin: sql, asUser: 'postgres', description}
 }
 
 /**
