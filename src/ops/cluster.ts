@@ -2,7 +2,7 @@ import {COMPONENTS, component} from '../components/registry.js'
 import {containerRuntime} from '../components/types.js'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
-import {optionalComponents, type ClusterConfig, type HostConfig} from '../config/model.js'
+import {secretSections, type ClusterConfig, type HostConfig} from '../config/model.js'
 import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
 import type {IoHost} from '../io.js'
@@ -34,7 +34,7 @@ export interface ClusterModel {
 export function loadCluster(configFile: string, opts: {offline?: OfflineSource} = {}): ClusterModel {
   const config = loadClusterConfig(configFile, {checkKeyFiles: true})
   const manifest = loadManifest(config.release)
-  const secrets = loadSecrets(config.secretsFile, optionalComponents(config))
+  const secrets = loadSecrets(config.secretsFile, secretSections(config))
   const values = secretValues(secrets)
   return {config, manifest, secrets, resources: desiredState(config, manifest, secrets, undefined, opts.offline), redact: (t) => redact(t, values)}
 }
