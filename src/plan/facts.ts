@@ -62,6 +62,8 @@ export interface HostFacts {
   mounts: Record<string, MountFact | null>
   /** MinIO as its admin API sees it; absent when MinIO is not running here or did not answer. */
   minio?: MinioFacts
+  /** The ejabberd nodes this host's node knows as its cluster (`ejabberdctl list_cluster`); absent when it could not be asked. */
+  ejabberdCluster?: string[]
 }
 
 export interface MountFact {
