@@ -202,14 +202,27 @@ async function clusteredImChecks(model: ClusterModel, conns: Map<string, HostCon
   const c = model.config.components
   const nodes = c.ejabberd.hosts.map((n) => hostByName(model.config, n))
   const names = nodes.map(ejabberdNodeName)
-  const perNode = nodes.map((h) =>
-    timed(h.name, 'ejabberd', `node ${ejabberdNodeName(h)} in the cluster`, async () => {
-      const res = await conns.get(h.name)!.exec({...ejabberdClusterQuery(), okExitCodes: [0, 1, 3]})
-      const members = parseEjabberdCluster(res.stdout)
-      if (!members.length) throw new Error(`node ${ejabberdNodeName(h)} is not running (${res.stdout.trim().split('\n')[0] || `exit ${res.exitCode}`}); see \`journalctl -u ejabberd\` on ${h.name}, then run \`imctl install\``)
-      const missing = names.filter((n) => !members.includes(n))
-      if (missing.length) throw new Error(`its cluster is ${members.join(', ')}: ${missing.join(', ')} missing; run \`imctl install\` to join it again`)
-      return `cluster: ${members.join(', ')}`
+  // list_cluster names the nodes running with this one (Mnesia's running nodes): a stopped node
+  // drops out of every list, and a node that left lists only itself while the others run.
+  const lists = await Promise.all(
+    nodes.map(async (h) => {
+      try {
+        const res = await conns.get(h.name)!.exec({...ejabberdClusterQuery(), okExitCodes: [0, 1, 3]})
+        return {members: parseEjabberdCluster(res.stdout), said: res.stdout.trim().split('\n')[0] || `exit ${res.exitCode}`}
+      } catch (e) {
+        return {members: [] as string[], said: errorText(e)}
+      }
+    }),
+  )
+  const running = names.filter((_, k) => lists[k]!.members.length > 0)
+  const perNode = nodes.map((h, k) =>
+    timed(h.name, 'ejabberd', `node ${names[k]} in the cluster`, async () => {
+      const {members, said} = lists[k]!
+      if (!members.length) throw new Error(`node ${names[k]} is not running (${said}); see \`journalctl -u ejabberd\` on ${h.name}, then run \`imctl install\``)
+      const missing = running.filter((n) => !members.includes(n))
+      if (missing.length) throw new Error(`it runs with ${members.join(', ')} but not with ${missing.join(', ')}, which run too: run \`imctl install\` to join it again`)
+      const stopped = names.filter((n) => !running.includes(n))
+      return `running with ${members.join(', ')}${stopped.length ? ` (not running: ${stopped.join(', ')})` : ''}`
     }, r),
   )
   const proxies = (c.haproxy?.hosts ?? []).map((hp) => haproxyBackendChecks(model, conns, hp, r))
