@@ -214,15 +214,13 @@ async function clusteredImChecks(model: ClusterModel, conns: Map<string, HostCon
       }
     }),
   )
-  const running = names.filter((_, k) => lists[k]!.members.length > 0)
+  const states = clusterMembership(names, lists.map((l) => l.members))
   const perNode = nodes.map((h, k) =>
     timed(h.name, 'ejabberd', `node ${names[k]} in the cluster`, async () => {
-      const {members, said} = lists[k]!
-      if (!members.length) throw new Error(`node ${names[k]} is not running (${said}); see \`journalctl -u ejabberd\` on ${h.name}, then run \`imctl install\``)
-      const missing = running.filter((n) => !members.includes(n))
-      if (missing.length) throw new Error(`it runs with ${members.join(', ')} but not with ${missing.join(', ')}, which run too: run \`imctl install\` to join it again`)
-      const stopped = names.filter((n) => !running.includes(n))
-      return `running with ${members.join(', ')}${stopped.length ? ` (not running: ${stopped.join(', ')})` : ''}`
+      const st = states[k]!
+      if (!st.running) throw new Error(`node ${names[k]} is not running (${lists[k]!.said}); see \`journalctl -u ejabberd\` on ${h.name}, then run \`imctl install\``)
+      if (st.missing.length) throw new Error(`it runs with ${st.members.join(', ')} but not with ${st.missing.join(', ')}, which run too: run \`imctl install\` to join it again`)
+      return `running with ${st.members.join(', ')}${st.stopped.length ? ` (not running: ${st.stopped.join(', ')})` : ''}`
     }, r),
   )
   const proxies = (c.haproxy?.hosts ?? []).map((hp) => haproxyBackendChecks(model, conns, hp, r))
@@ -279,6 +277,20 @@ async function haproxyBackendChecks(model: ClusterModel, conns: Map<string, Host
     }, r),
   )
   return [up, ...(await Promise.all(byNode))]
+}
+
+/**
+ * Each node's standing from every node's `list_cluster` (the nodes running with it; empty when
+ * it does not answer): a node is faulted for a peer it does not run with only when that peer
+ * runs too; a stopped peer is only noted.
+ */
+export function clusterMembership(names: string[], lists: string[][]): {running: boolean; members: string[]; missing: string[]; stopped: string[]}[] {
+  const running = names.filter((_, k) => (lists[k] ?? []).length > 0)
+  const stopped = names.filter((n) => !running.includes(n))
+  return names.map((_, k) => {
+    const members = lists[k] ?? []
+    return {running: members.length > 0, members, missing: members.length ? running.filter((n) => !members.includes(n)) : [], stopped}
+  })
 }
 
 export interface HaproxyServerState {

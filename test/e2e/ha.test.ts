@@ -107,6 +107,19 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
     for (const h of ['h2', 'h3']) assert.equal(sb.onHost(h, 'ejabberdctl list_cluster').trim().split('\n').length, 2)
   })
 
+  it('the first node stopped: health delivers through the other node, DEGRADED naming it; install starts it', async () => {
+    // The first node is the one imctl's admin calls prefer: health must go on through the other.
+    sb.onHost('h2', 'systemctl stop ejabberd')
+    const health = await imctl(['health', '-c', c, '--json'])
+    assert.equal(health.exitCode, 5, health.stdout)
+    const checks = health.json.result.checks as {host: string; check: string; ok: boolean; degraded?: boolean; detail: string}[]
+    assert.ok(checks.filter((x) => x.degraded).every((x) => x.host === 'h2'), JSON.stringify(checks))
+    assert.ok(checks.some((x) => x.check.startsWith('WebSocket login and message delivery through HAProxy') && x.ok && !x.degraded), JSON.stringify(checks))
+    const fix = await imctl(['install', '-c', c, '--json'])
+    assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr)
+    assert.equal((await imctl(['health', '-c', c, '--json'])).json.result.status, 'healthy')
+  })
+
   it('a re-run changes nothing; no secret in any output', async () => {
     const r = await imctl(['install', '-c', c, '--json'])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)

@@ -7,7 +7,7 @@ import {loadManifest} from '../../src/config/manifest.js'
 import {secretSections, type ComponentName} from '../../src/config/model.js'
 import type {ClusterSecrets} from '../../src/config/secrets.js'
 import {ValidationError} from '../../src/errors.js'
-import {parseHaproxyStats} from '../../src/ops/health.js'
+import {clusterMembership, parseHaproxyStats} from '../../src/ops/health.js'
 import {desiredState} from '../../src/plan/desired.js'
 import {parseEjabberdCluster} from '../../src/plan/observe.js'
 import {planChanges} from '../../src/plan/planner.js'
@@ -152,6 +152,18 @@ describe('reading cluster and balancer state', () => {
   it('parses ejabberdctl list_cluster, ignoring anything that is not a node name', () => {
     assert.deepEqual(parseEjabberdCluster("'ejabberd@10.0.0.21'\n'ejabberd@10.0.0.22'\n"), ['ejabberd@10.0.0.21', 'ejabberd@10.0.0.22'])
     assert.deepEqual(parseEjabberdCluster("Failed RPC connection to the node 'ejabberd@10.0.0.22': nodedown\n"), [])
+  })
+
+  it('faults a node for a peer it does not run with only when that peer runs', () => {
+    const names = ['ejabberd@a', 'ejabberd@b', 'ejabberd@c']
+    // c stopped: a and b run together and are fine; c is not running.
+    assert.deepEqual(clusterMembership(names, [['ejabberd@a', 'ejabberd@b'], ['ejabberd@b', 'ejabberd@a'], []]), [
+      {running: true, members: ['ejabberd@a', 'ejabberd@b'], missing: [], stopped: ['ejabberd@c']},
+      {running: true, members: ['ejabberd@b', 'ejabberd@a'], missing: [], stopped: ['ejabberd@c']},
+      {running: false, members: [], missing: [], stopped: ['ejabberd@c']},
+    ])
+    // c left the cluster and runs alone: every node misses someone that runs.
+    assert.deepEqual(clusterMembership(names, [['ejabberd@a', 'ejabberd@b'], ['ejabberd@a', 'ejabberd@b'], ['ejabberd@c']]).map((x) => x.missing), [['ejabberd@c'], ['ejabberd@c'], ['ejabberd@a', 'ejabberd@b']])
   })
 
   it('parses HAProxy\'s stats CSV into server states', () => {
