@@ -29,8 +29,21 @@ export interface HostConfig {
 }
 
 export interface PostgresPlacement {
+  /** The only node, or in Patroni mode the first of `patroni.hosts` (it bootstraps the cluster). */
   host: string
   port: number
+  /** Set with 2 or more nodes: a primary and streaming replicas managed by Patroni. */
+  patroni?: PatroniPlacement
+}
+
+/** PostgreSQL under Patroni: etcd as its store, a local HAProxy on the IM host in front of the primary. */
+export interface PatroniPlacement {
+  /** Every PostgreSQL node, first one first. */
+  hosts: string[]
+  /** etcd members: an odd number, 3 or more. */
+  etcd: string[]
+  /** Where the IM host reaches the current primary, on its loopback. */
+  proxyPort: number
 }
 export interface RedisPlacement {
   host: string
@@ -83,6 +96,13 @@ export interface ComponentsConfig {
 
 export type ComponentName = keyof ComponentsConfig
 
+/** nftables rules on the SSH hosts (src/plan/firewall.ts says what is public). */
+export interface FirewallConfig {
+  enabled: boolean
+  /** Who may reach SSH, as nftables prints them (`10.0.0.0/8`, a bare address for /32 and /128); empty: anywhere. */
+  adminSources: string[]
+}
+
 export interface ClusterConfig {
   /** Absolute path of the cluster.yaml this came from. */
   file: string
@@ -94,6 +114,8 @@ export interface ClusterConfig {
   knownHostsFile: string
   hosts: HostConfig[]
   components: ComponentsConfig
+  /** Absent when cluster.yaml has no `firewall:` (then nothing about it changes on hosts). */
+  firewall?: FirewallConfig
 }
 
 export function hostByName(config: ClusterConfig, name: string): HostConfig {
@@ -112,7 +134,7 @@ export function ejabberdClustered(config: ClusterConfig): boolean {
   return config.components.ejabberd.hosts.length > 1
 }
 
-/** Secret sections this cluster needs beyond the ones every cluster has. */
+/** The secrets file's sections this cluster needs beyond the ones every cluster has. */
 export function secretSections(config: ClusterConfig): string[] {
-  return [...optionalComponents(config), ...(ejabberdClustered(config) ? ['ejabberd_cluster'] : [])]
+  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : []), ...(ejabberdClustered(config) ? ['ejabberd_cluster'] : [])]
 }

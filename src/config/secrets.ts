@@ -15,6 +15,8 @@ export interface ClusterSecrets {
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
   /** Present when ejabberd runs on 2 or more nodes: the Erlang cookie they all share. */
   ejabberd_cluster?: {erlang_cookie: string}
+  /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
+  patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
 
 type Sections = Required<ClusterSecrets>
@@ -25,6 +27,7 @@ const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   kafka: ['cluster_id', 'broker_password', 'imctl_password'],
   minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
   ejabberd_cluster: ['erlang_cookie'],
+  patroni: ['superuser_password', 'replication_password', 'restapi_password'],
 }
 /** Sections every cluster has; the others only with their component. */
 const ALWAYS = ['postgresql', 'redis', 'ejabberd']

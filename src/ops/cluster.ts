@@ -61,6 +61,34 @@ export async function connectHosts(config: ClusterConfig, hosts: HostConfig[], o
   return conns
 }
 
+/**
+ * Like connectHosts, but the hosts in `spare` may fail to answer: they are left out of the
+ * connections and listed with their error. Any other host that fails fails the whole call.
+ */
+export async function connectReachable(config: ClusterConfig, hosts: HostConfig[], spare: Set<string>, opts: ConnectOptions): Promise<{conns: Map<string, HostConnection>; unreachable: {host: string; error: string}[]}> {
+  const unreachable: {host: string; error: string}[] = []
+  const optional = hosts
+    .filter((h) => spare.has(h.name))
+    .map((h) =>
+      connectHosts(config, [h], opts).then(
+        (c) => [h.name, c.get(h.name)!] as const,
+        (e: Error) => {
+          unreachable.push({host: h.name, error: e.message})
+          return undefined
+        },
+      ),
+    )
+  const [needed, ...rest] = await Promise.allSettled([connectHosts(config, hosts.filter((h) => !spare.has(h.name)), opts), ...optional])
+  const extra = rest.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []))
+  if (needed!.status === 'rejected') {
+    await closeAll(new Map(extra))
+    throw needed!.reason
+  }
+  const conns = needed!.value as Map<string, HostConnection>
+  for (const [n, c] of extra) conns.set(n, c)
+  return {conns, unreachable}
+}
+
 export async function closeAll(conns: Map<string, HostConnection>): Promise<void> {
   await Promise.allSettled([...conns.values()].map((c) => c.close()))
 }

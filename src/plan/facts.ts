@@ -64,6 +64,10 @@ export interface HostFacts {
   minio?: MinioFacts
   /** The ejabberd nodes this host's node knows as its cluster (`ejabberdctl list_cluster`); absent when it could not be asked. */
   ejabberdCluster?: string[]
+  /** The loaded nftables table inet imctl as nft lists it, or null when none; absent when not observed. */
+  firewall?: string | null
+  /** The address imctl's SSH session comes from, as the host sees it; observed along with the firewall. */
+  sshClient?: string
 }
 
 export interface MountFact {

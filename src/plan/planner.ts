@@ -9,6 +9,7 @@ import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
 import type {ContainerSpec, FileResource, ImageArtifact, Resource} from './resources.js'
 import {artifactSums, resourceKey} from './resources.js'
 import {installPackagesOffline} from './offline.js'
+import {firewallProblem, loadFirewall, removeFirewall, sourceAllows} from './firewall.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
@@ -33,7 +34,7 @@ export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
+  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'reload' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
   what: string
   why: string
   diff?: string
@@ -271,7 +272,10 @@ export function planChanges(
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
         const newVersion = upgraded.has(`${r.host}:${r.component}`)
-        if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
+        if (r.reload && s?.active && (changed.length || pending) && !newVersion && !installsOn.has(r.host)) {
+          const why = changed.length ? `${changed.join(', ')} changed` : 'a config change from an interrupted run is not live yet'
+          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why, run: {type: 'exec', commands: reloadService(r.unit)}})
+        } else if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
             : pending
@@ -402,6 +406,38 @@ export function planChanges(
           why: now ? (changedFiles.length ? `${changedFiles.map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
           ...(diffs.length ? {diff: diffs.join('\n')} : {}),
           run: {type: 'engine', op: {op: 'create-container', spec: r.spec, files: r.files, replace: Boolean(now)}},
+        })
+        break
+      }
+      case 'firewall': {
+        const loaded = f.firewall ?? null
+        const enabled = f.services[r.unit]?.enabled ?? false
+        if (r.table === null) {
+          if (loaded === null && !enabled) {
+            unchanged++
+            break
+          }
+          const cmds = removeFirewall(r.unit).filter((c) => (c.argv[0] === 'nft' ? loaded !== null : enabled))
+          steps.push({...base, action: 'remove', what: 'remove the firewall (table inet imctl, its boot unit)', why: 'firewall.enabled is false', run: {type: 'exec', commands: cmds}})
+          break
+        }
+        const problem = firewallProblem(loaded, r.table)
+        // imctl must still get in next time: its own SSH source has to be an admin source.
+        if (problem && f.sshClient && !sourceAllows(r.adminSources, f.sshClient)) {
+          blockers.push(`${r.host}: imctl reaches this host's SSH from ${f.sshClient}, which firewall.adminSources (${r.adminSources.join(', ')}) leaves out: the rules would lock imctl out. Add that address or its network to adminSources`)
+          break
+        }
+        if (!problem && enabled) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: problem ? 'load' : 'enable',
+          what: problem ? `load the firewall rules from ${r.path}` : `enable ${r.unit} at boot`,
+          why: problem ?? 'disabled',
+          ...(problem ? {diff: fileDiff('table inet imctl', loaded ?? '', r.table)} : {}),
+          run: {type: 'exec', commands: [...(problem ? [loadFirewall(r.path)] : []), ...(enabled ? [] : [enableService(r.unit)])]},
         })
         break
       }
@@ -574,6 +610,15 @@ export function restartService(unit: string, enableUnit: string, ready?: RemoteC
     {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
     {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     ...(ready ? [ready] : []),
+    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
+  ]
+}
+
+/** Applies a changed config to a running service without stopping it. */
+export function reloadService(unit: string): RemoteCommand[] {
+  return [
+    {argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit}`},
+    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
   ]
 }

@@ -23,6 +23,7 @@ export type Resource =
   | MinioBucketResource
   | MinioUserResource
   | EjabberdClusterResource
+  | FirewallResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -67,6 +68,8 @@ export interface ServiceResource extends Base {
   enableUnit?: string
   /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
   ready?: RemoteCommand
+  /** A changed config file reaches the running service by `systemctl reload`, not a restart (Patroni: a restart of the primary is a failover). */
+  reload?: boolean
 }
 
 export interface PgRoleResource extends Base {
@@ -225,6 +228,18 @@ export interface EjabberdClusterResource extends Base {
   seed: string
 }
 
+/** The host's nftables table inet imctl, loaded from `path` (src/plan/firewall.ts); null: it must be gone. */
+export interface FirewallResource extends Base {
+  kind: 'firewall'
+  path: string
+  /** The boot unit that loads `path`. */
+  unit: string
+  /** What `nft list table inet imctl` prints once loaded. */
+  table: string | null
+  /** Who may reach SSH (empty: anyone): imctl's own SSH source must be one of them. */
+  adminSources: string[]
+}
+
 export interface ContainerRunningResource extends Base {
   kind: 'container-running'
   name: string
@@ -288,6 +303,8 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:minio-user:${r.user}`
     case 'ejabberd-cluster':
       return `${r.host}:ejabberd-cluster:${r.seed}`
+    case 'firewall':
+      return `${r.host}:firewall`
   }
 }
 

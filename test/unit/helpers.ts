@@ -59,6 +59,7 @@ export const INSTALLED: Record<string, string> = {
   'erlang-p1-pgsql': '1.1.19-1',
   'erlang-redis-client': '1.2.0-7',
   haproxy: '2.6.12-1+deb12u3',
+  nftables: '1.0.6-2+deb12u2',
 }
 
 /** An engine host with nothing of this cluster on it. */
@@ -119,6 +120,10 @@ export function convergedFacts(config: ClusterConfig, resources: Resource[]): Re
         break
       case 'ejabberd-cluster':
         f.ejabberdCluster = [r.seed, r.node]
+        break
+      case 'firewall':
+        f.firewall = r.table
+        f.services[r.unit] = {loaded: true, active: true, enabled: r.table !== null}
         break
     }
   }

@@ -39,7 +39,7 @@ export const ejabberd: Component = {
         host,
         listenIp: container ? '0.0.0.0' : host.address,
         ports: container ? PORTS : c.ejabberd.ports,
-        postgresql: ctx.endpoint('postgresql', 'ejabberd'),
+        postgresql: ctx.primaryEndpoint('ejabberd'),
         redis: ctx.endpoint('redis', 'ejabberd'),
         secrets: ctx.secrets,
         // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).

@@ -1,4 +1,5 @@
 import type {Component} from '../types.js'
+import {patroniResources} from './patroni.js'
 import {scramSha256Verifier} from './scram.js'
 
 const PORT = 5432
@@ -6,7 +7,8 @@ const PORT = 5432
 export const postgresql: Component = {
   name: 'postgresql',
   dependsOn: [],
-  hosts: (config) => [config.components.postgresql.host],
+  // In Patroni mode every node; the first one is `host`.
+  hosts: (config) => config.components.postgresql.patroni?.hosts ?? [config.components.postgresql.host],
   container: {
     ports: [{containerPort: PORT, publish: (config) => config.components.postgresql.port}],
     volumes: [{name: 'data', path: '/var/lib/postgresql/15/main'}],
@@ -16,6 +18,7 @@ export const postgresql: Component = {
   },
   resources(ctx) {
     const placement = ctx.config.components.postgresql
+    if (placement.patroni) return patroniResources(ctx, placement.patroni)
     const host = ctx.host(placement.host)
     const release = ctx.manifest.components.postgresql!
     const etc = `/etc/postgresql/${release.version}/main`

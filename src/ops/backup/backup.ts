@@ -21,6 +21,7 @@ import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka}
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
 import {backupRoot, isS3, openBackupStore, parseS3Url, type BackupStore} from './store.js'
 import {commandOutput} from '../../transport/stream.js'
+import {localPort, onStore} from './store-host.js'
 
 export interface ArtifactRecord {
   name: string
@@ -81,10 +82,6 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   const model = loadCluster(opts.configFile)
   const c = model.config.components
   const hosts = storeHosts(model)
-  const onEngine = hosts.filter((h) => h.engine)
-  if (onEngine.length) {
-    throw new UserError(`backups of components on engine hosts (${onEngine.map((h) => h.name).join(', ')}) are not supported yet`, ['Back up the engine volumes with the engine\'s own tools meanwhile.'])
-  }
   const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
   const key = loadBackupKey(keyFile, true)
   if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
@@ -100,9 +97,10 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
     await store.begin(id)
     const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], 'imctl backup create', opts.io)
     try {
-      const pg = conns.get(c.postgresql.host)!
-      const redis = conns.get(c.redis.host)!
-      const im = conns.get(c.ejabberd.host)!
+      // Each store's commands run where it lives: on its host, or in its container on an engine.
+      const pg = onStore(conns.get(c.postgresql.host)!, 'postgresql')
+      const redis = onStore(conns.get(c.redis.host)!, 'redis')
+      const im = onStore(conns.get(c.ejabberd.host)!, 'ejabberd')
       const artifacts: ArtifactRecord[] = []
       const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>): Promise<ArtifactRecord> => {
         opts.io.notify({type: 'info', message: `${a.host}: ${a.what}`})
@@ -251,7 +249,7 @@ export function parseCounts(stdout: string): Record<string, number> {
 
 /** Starts BGSAVE and waits until it finished and succeeded; returns the number of keys. */
 async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number> {
-  const port = String(model.config.components.redis.port)
+  const port = String(localPort(model, conn.kind, 'redis'))
   // The password arrives on stdin, never in argv.
   const script =
     'export REDISCLI_AUTH="$(cat)"; ' +
