@@ -9,6 +9,7 @@ import type {ClusterSecrets} from '../../src/config/secrets.js'
 import {ValidationError} from '../../src/errors.js'
 import {clusterMembership, parseHaproxyStats} from '../../src/ops/health.js'
 import {desiredState} from '../../src/plan/desired.js'
+import {openPorts} from '../../src/plan/firewall.js'
 import {parseEjabberdCluster} from '../../src/plan/observe.js'
 import {planChanges} from '../../src/plan/planner.js'
 import type {FileResource, Resource} from '../../src/plan/resources.js'
@@ -74,6 +75,8 @@ describe('ejabberd.hosts and haproxy in cluster.yaml', () => {
     assert.deepEqual(problemsOf(HA_YAML.replace('ejabberd: {hosts: [im1, im2]}', 'ejabberd: {hosts: [im1, im1]}')), ['18:21 components.ejabberd.hosts: names the same host twice'])
     const engine = HA_YAML.replace('  - name: im2\n    address: 10.0.0.22\n    auth: {agent: true}', '  - name: im2\n    address: 10.0.0.22\n    engine: {socket: /run/podman/podman.sock}')
     assert.deepEqual(problemsOf(engine), ['18:27 components.ejabberd.hosts[1]: an ejabberd cluster runs on SSH hosts only; im2 is a container engine'])
+    const patroni = HA_YAML.replace('postgresql: {host: db1}', 'postgresql: {hosts: [db1, im1, im2]}')
+    assert.ok(problemsOf(patroni).some((p) => p.includes('an ejabberd cluster with PostgreSQL under Patroni is not supported yet')), problemsOf(patroni).join('\n'))
     // HAProxy on a node's host takes the same client ports as ejabberd there.
     const clash = problemsOf(HA_YAML.replace('haproxy: {hosts: [db1]}', 'haproxy: {hosts: [im2]}'))
     assert.ok(clash.some((p) => p.includes('port 5222 on host im2 is already used by ejabberd c2s')), clash.join('\n'))
@@ -111,6 +114,13 @@ describe('an ejabberd cluster as desired state', () => {
       assert.ok(cfg.content.includes(`    server im1 10.0.0.21:${port} check\n    server im2 10.0.0.22:${port} check\n`), cfg.content)
     }
     assert.ok(cfg.content.includes('bind 127.0.0.1:8404'))
+  })
+
+  it('with the firewall on: clients reach HAProxy; the nodes take client ports and Erlang distribution from the cluster only', () => {
+    const config = configFrom(HA_YAML + 'firewall: {enabled: true}\n')
+    const shown = (host: string) => openPorts(config, host).map((p) => `${p.port} ${p.to}`)
+    assert.deepEqual(shown('db1').slice(0, 3), ['5222 public', '5280 public', '1883 public'])
+    assert.deepEqual(shown('im2'), ['5222 cluster', '5280 cluster', '1883 cluster', ...ejabberdClusterPorts().map((p) => `${p.port} cluster`)])
   })
 
   it('a single node keeps exactly its former resources: no cookie, node name or join', () => {
