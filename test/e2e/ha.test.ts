@@ -3,7 +3,8 @@
  * Redis and HAProxy; h2 and h3 are ejabberd nodes joined with ejabberd's own join_cluster.
  * A client connected through HAProxy loses its node, reconnects through HAProxy to the
  * other one, and a message is delivered and archived; health says DEGRADED and names the
- * stopped node; install starts it again; a re-run changes nothing.
+ * stopped node; install starts it again; a re-run changes nothing. The firewall is on
+ * throughout: the nodes' client ports and Erlang distribution are open to the cluster only.
  * Needs no Kafka or MinIO artifacts.
  */
 import assert from 'node:assert/strict'
@@ -25,7 +26,9 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
     editConfig(c, (t) =>
       t
         .replace('redis: { host: h2 }', 'redis: { host: h1 }')
-        .replace('ejabberd: { host: h3 }', 'ejabberd: { hosts: [h2, h3] }\n  haproxy: { hosts: [h1] }'),
+        .replace('ejabberd: { host: h3 }', 'ejabberd: { hosts: [h2, h3] }\n  haproxy: { hosts: [h1] }') +
+        // With the firewall on: clients reach HAProxy only; the nodes talk Erlang among the cluster's hosts.
+        'firewall: { enabled: true }\n',
     )
   })
 
@@ -48,6 +51,11 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
       assert.equal(sb.onHost(h, 'stat -c "%U %a" /var/lib/ejabberd/.erlang.cookie').trim(), 'ejabberd 400')
     }
     assert.equal(sb.onHost('h2', 'cat /var/lib/ejabberd/.erlang.cookie'), sb.onHost('h3', 'cat /var/lib/ejabberd/.erlang.cookie'))
+    // The firewall is loaded: Erlang distribution between the nodes from cluster addresses only; HAProxy's ports public.
+    const h3 = sb.hosts.find((h) => h.name === 'h3')!.address
+    assert.match(sb.onHost('h2', 'nft list table inet imctl'), new RegExp(`ip saddr ${h3.replace(/\./g, '\\.')} tcp dport 4370 accept`))
+    assert.doesNotMatch(sb.onHost('h2', 'nft list table inet imctl'), /^\s*tcp dport (5222|4370) accept/m)
+    assert.match(sb.onHost('h1', 'nft list table inet imctl'), /^\s*tcp dport 5222 accept/m)
 
     const health = await imctl(['health', '-c', c, '--json'])
     assert.equal(health.exitCode, 0, health.stdout)
