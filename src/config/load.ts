@@ -12,6 +12,9 @@ import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacem
 type Path = (string | number)[]
 
 const DEFAULT_PORTS = {postgresql: 5432, pgProxy: 6432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}, kafka: {port: 9092, controllerPort: 9093}, minio: {port: 9000, consolePort: 9001}}
+const DEFAULT_HAPROXY_PORTS = {c2s: 5222, http: 5280, mqtt: 1883, stats: 8404}
+/** Erlang distribution between ejabberd nodes: epmd, then the nodes' own listeners in this range. */
+export const ERLANG_DIST_PORTS = {epmd: 4369, min: 4370, max: 4379}
 const DEFAULT_MINIO_DRIVES = ['/var/lib/minio/data']
 /** Bucket names imctl keeps for its own uses. */
 export const IMCTL_BUCKETS = ['imctl-backups', 'imctl-archive', 'imctl-health']
@@ -79,6 +82,10 @@ export function parseClusterConfig(text: string, abs: string, opts: LoadOptions 
         problem(path, 'auth needs exactly one of `key` or `agent`', 'write `auth: {key: ~/.ssh/id_ed25519}` or `auth: {agent: true}`')
       } else if (e.keyword === 'oneOf' && e.instancePath.endsWith('/engine')) {
         problem(path, 'engine needs exactly one of `socket`, `tcp` or `ssh`', 'e.g. `engine: {socket: /run/podman/podman.sock}`')
+      } else if (e.keyword === 'oneOf' && e.instancePath.endsWith('/ejabberd')) {
+        problem(path, 'ejabberd needs exactly one of `host` or `hosts`', 'write `host: im1` for one node, or `hosts: [im1, im2]` for a cluster')
+      } else if (e.keyword === 'uniqueItems') {
+        problem(path, 'names the same host twice', 'list each host once')
       } else if (e.keyword === 'pattern') {
         problem(path, `${JSON.stringify(getIn(data, path))} is not valid here`, hintForPattern(path))
       } else if (e.keyword === 'const') {
@@ -130,9 +137,10 @@ interface RawConfig {
   components: {
     postgresql: {host?: string; hosts?: string[]; port?: number; etcd?: string[]; proxyPort?: number}
     redis: {host: string; port?: number}
-    ejabberd: {host: string; ports?: {c2s?: number; http?: number; mqtt?: number; api?: number}}
+    ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; api?: number}}
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
+    haproxy?: {hosts: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; stats?: number}}
   }
   firewall?: {enabled: boolean; adminSources?: string[]}
 }
@@ -197,12 +205,35 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   const hostNames = raw.hosts.map((h) => h.name)
   const comps = raw.components
   checkPatroni(raw, problem)
-  for (const comp of ['postgresql', 'redis', 'ejabberd'] as const) {
+  for (const comp of ['postgresql', 'redis'] as const) {
     const placement = comps[comp]
     if (placement.host === undefined) continue // postgresql in Patroni mode: checked above
     if (!hostNames.includes(placement.host)) {
       problem(['components', comp, 'host'], `no host named ${JSON.stringify(placement.host)}`, `use one of: ${hostNames.join(', ')}`)
     }
+  }
+  const imHosts = ejabberdHostsOf(raw)
+  if (comps.ejabberd.host !== undefined && !hostNames.includes(comps.ejabberd.host)) {
+    problem(['components', 'ejabberd', 'host'], `no host named ${JSON.stringify(comps.ejabberd.host)}`, `use one of: ${hostNames.join(', ')}`)
+  }
+  // Under Patroni ejabberd reaches the primary through a proxy on its host; that proxy is set up on the first node only.
+  if (comps.postgresql.hosts && imHosts.length > 1) {
+    problem(['components', 'ejabberd', 'hosts'], 'an ejabberd cluster with PostgreSQL under Patroni is not supported yet (the proxy to the primary runs on one ejabberd host)', 'give ejabberd one `host:`, or PostgreSQL one `host:`')
+  }
+  for (const comp of ['ejabberd', 'haproxy'] as const) {
+    const placed = comps[comp]?.hosts ?? []
+    placed.forEach((name, i) => {
+      const host = raw.hosts.find((h) => h.name === name)
+      if (!host) problem(['components', comp, 'hosts', i], `no host named ${JSON.stringify(name)}`, `use one of: ${hostNames.join(', ')}`)
+      // Nodes joined over Erlang distribution, and HAProxy from Debian's package, need hosts imctl reaches over SSH.
+      else if (host.engine && (comp === 'haproxy' || placed.length > 1)) {
+        problem(
+          ['components', comp, 'hosts', i],
+          comp === 'haproxy' ? `HAProxy runs on SSH hosts only; ${name} is a container engine` : `an ejabberd cluster runs on SSH hosts only; ${name} is a container engine`,
+          comp === 'haproxy' ? 'place HAProxy on an SSH host' : 'place the ejabberd nodes on SSH hosts, or give ejabberd one `host:` (which may be an engine)',
+        )
+      }
+    })
   }
   for (const comp of ['kafka', 'minio'] as const) {
     const placed = comps[comp]?.hosts ?? []
@@ -253,12 +284,22 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
       claim(h, ETCD_PORTS.client, 'etcd (clients)', pgPath('etcd', Boolean(comps.postgresql.etcd)))
       claim(h, ETCD_PORTS.peer, 'etcd (peers)', pgPath('etcd', Boolean(comps.postgresql.etcd)))
     }
-    claim(comps.ejabberd.host, comps.postgresql.proxyPort ?? DEFAULT_PORTS.pgProxy, 'the PostgreSQL proxy', pgPath('proxyPort', comps.postgresql.proxyPort !== undefined))
+    claim(ejabberdHostsOf(raw)[0] ?? '?', comps.postgresql.proxyPort ?? DEFAULT_PORTS.pgProxy, 'the PostgreSQL proxy', pgPath('proxyPort', comps.postgresql.proxyPort !== undefined))
   }
   claim(comps.redis.host, comps.redis.port ?? DEFAULT_PORTS.redis, 'redis', ['components', 'redis', comps.redis.port ? 'port' : 'host'])
-  for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd) as [keyof typeof DEFAULT_PORTS.ejabberd, number][]) {
-    const set = comps.ejabberd.ports?.[name]
-    claim(comps.ejabberd.host, set ?? def, `ejabberd ${name}`, set ? ['components', 'ejabberd', 'ports', name] : ['components', 'ejabberd', 'host'])
+  const imPlaced: Path = ['components', 'ejabberd', comps.ejabberd.hosts ? 'hosts' : 'host']
+  for (const h of imHosts) {
+    for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd) as [keyof typeof DEFAULT_PORTS.ejabberd, number][]) {
+      const set = comps.ejabberd.ports?.[name]
+      claim(h, set ?? def, `ejabberd ${name}`, set ? ['components', 'ejabberd', 'ports', name] : imPlaced)
+    }
+    if (imHosts.length > 1) for (let p = ERLANG_DIST_PORTS.min; p <= ERLANG_DIST_PORTS.max; p++) claim(h, p, 'ejabberd Erlang distribution', imPlaced)
+  }
+  for (const h of comps.haproxy?.hosts ?? []) {
+    for (const [name, def] of Object.entries(DEFAULT_HAPROXY_PORTS) as [keyof typeof DEFAULT_HAPROXY_PORTS, number][]) {
+      const set = comps.haproxy!.ports?.[name]
+      claim(h, set ?? def, `haproxy ${name}`, set ? ['components', 'haproxy', 'ports', name] : ['components', 'haproxy', 'hosts'])
+    }
   }
   for (const h of comps.kafka?.hosts ?? []) {
     claim(h, comps.kafka!.port ?? DEFAULT_PORTS.kafka.port, 'kafka', ['components', 'kafka', comps.kafka!.port ? 'port' : 'hosts'])
@@ -273,8 +314,15 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     if (bad) problem(['firewall', 'adminSources', i], bad.message, bad.hint)
   })
   // Erlang's port mapper listens on 4369 beside ejabberd.
-  const epmd = ports.get(`${addressOf(comps.ejabberd.host)}:4369`)
-  if (epmd) problem(epmd.path, `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${epmd.owner}`, 'choose another port')
+  for (const h of imHosts) {
+    const epmd = ports.get(`${addressOf(h)}:4369`)
+    if (epmd) problem(epmd.path, `port 4369 on host ${h} is needed by ejabberd's epmd but used by ${epmd.owner}`, 'choose another port')
+  }
+}
+
+/** The ejabberd nodes as written: `hosts`, or the one `host`. */
+function ejabberdHostsOf(raw: RawConfig): string[] {
+  return raw.components.ejabberd.hosts ?? (raw.components.ejabberd.host !== undefined ? [raw.components.ejabberd.host] : [])
 }
 
 /** Patroni's REST API (HAProxy's health check asks it which node is the primary). */
@@ -329,6 +377,8 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
     return {name: h.name, address: h.address, port: h.port ?? 22, user, sudo: h.sudo ?? false, auth: hostAuth, ...(jump ? {jump} : {}), ...(engine ? {engine} : {})}
   })
   const e = raw.components.ejabberd.ports ?? {}
+  const imHosts = ejabberdHostsOf(raw)
+  const hp = raw.components.haproxy
   const k = raw.components.kafka
   const m = raw.components.minio
   return {
@@ -343,7 +393,8 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
       postgresql: toPostgres(raw.components.postgresql),
       redis: {host: raw.components.redis.host, port: raw.components.redis.port ?? DEFAULT_PORTS.redis},
       ejabberd: {
-        host: raw.components.ejabberd.host,
+        host: imHosts[0]!,
+        hosts: imHosts,
         ports: {
           c2s: e.c2s ?? DEFAULT_PORTS.ejabberd.c2s,
           http: e.http ?? DEFAULT_PORTS.ejabberd.http,
@@ -360,6 +411,19 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
               port: m.port ?? DEFAULT_PORTS.minio.port,
               consolePort: m.consolePort ?? DEFAULT_PORTS.minio.consolePort,
               buckets: m.buckets ?? [],
+            },
+          }
+        : {}),
+      ...(hp
+        ? {
+            haproxy: {
+              hosts: hp.hosts,
+              ports: {
+                c2s: hp.ports?.c2s ?? DEFAULT_HAPROXY_PORTS.c2s,
+                http: hp.ports?.http ?? DEFAULT_HAPROXY_PORTS.http,
+                mqtt: hp.ports?.mqtt ?? DEFAULT_HAPROXY_PORTS.mqtt,
+                stats: hp.ports?.stats ?? DEFAULT_HAPROXY_PORTS.stats,
+              },
             },
           }
         : {}),

@@ -50,8 +50,18 @@ export interface RedisPlacement {
   port: number
 }
 export interface EjabberdPlacement {
+  /** The first node: backup, archive, upgrade and health's admin calls talk to it. */
   host: string
+  /** Every node, the first one first; more than one: an ejabberd cluster on SSH hosts. */
+  hosts: string[]
   ports: {c2s: number; http: number; mqtt: number; api: number}
+}
+
+/** HAProxy in TCP passthrough in front of every ejabberd node. */
+export interface HaproxyPlacement {
+  hosts: string[]
+  /** Frontends on each HAProxy host's address; `stats` on its loopback. */
+  ports: {c2s: number; http: number; mqtt: number; stats: number}
 }
 
 /** Kafka in KRaft mode: every host runs a combined broker and controller. */
@@ -81,6 +91,7 @@ export interface ComponentsConfig {
   ejabberd: EjabberdPlacement
   kafka?: KafkaPlacement
   minio?: MinioPlacement
+  haproxy?: HaproxyPlacement
 }
 
 export type ComponentName = keyof ComponentsConfig
@@ -118,7 +129,12 @@ export function optionalComponents(config: ClusterConfig): ComponentName[] {
   return (['kafka', 'minio'] as const).filter((c) => config.components[c] !== undefined)
 }
 
+/** ejabberd runs as a cluster of 2 or more nodes. */
+export function ejabberdClustered(config: ClusterConfig): boolean {
+  return config.components.ejabberd.hosts.length > 1
+}
+
 /** The secrets file's sections this cluster needs beyond the ones every cluster has. */
 export function secretSections(config: ClusterConfig): string[] {
-  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : [])]
+  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : []), ...(ejabberdClustered(config) ? ['ejabberd_cluster'] : [])]
 }

@@ -13,6 +13,8 @@ export interface ClusterSecrets {
   kafka?: {cluster_id: string; broker_password: string; imctl_password: string}
   /** Present when the cluster has MinIO. */
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
+  /** Present when ejabberd runs on 2 or more nodes: the Erlang cookie they all share. */
+  ejabberd_cluster?: {erlang_cookie: string}
   /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
   patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
@@ -24,6 +26,7 @@ const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   ejabberd: ['admin_password'],
   kafka: ['cluster_id', 'broker_password', 'imctl_password'],
   minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
+  ejabberd_cluster: ['erlang_cookie'],
   patroni: ['superuser_password', 'replication_password', 'restapi_password'],
 }
 /** Sections every cluster has; the others only with their component. */
@@ -36,7 +39,14 @@ export function generatePassword(): string {
 
 /** KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (22 characters). */
 function generateValue(section: string, key: string): string {
+  if (section === 'ejabberd_cluster' && key === 'erlang_cookie') return erlangCookie()
   return section === 'kafka' && key === 'cluster_id' ? randomBytes(16).toString('base64url') : generatePassword()
+}
+
+/** An Erlang cookie: 32 upper-case letters and digits, like the ones Erlang makes itself (an atom needs no quoting then). */
+function erlangCookie(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+  return [...randomBytes(32)].map((b) => alphabet[b % alphabet.length]).join('')
 }
 
 /** Reads the secrets file; `components` names the optional components whose secrets must be there. */

@@ -6,7 +6,9 @@ import WebSocket from 'ws'
 import {openEjabberdApi, type EjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
-import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
+import {CONTAINER_PORTS, ejabberdNodeName} from '../components/ejabberd/index.js'
+import {ejabberdClustered, hostByName} from '../config/model.js'
+import {ejabberdClusterQuery, parseEjabberdCluster} from '../plan/observe.js'
 import {kafkaHealthChecks} from '../components/kafka/health.js'
 import {minioHealthChecks} from '../components/minio/health.js'
 import {patroniHealthChecks} from '../components/postgresql/health.js'
@@ -168,7 +170,7 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
     }
   }, r)
 
-  const imChecks = (async (): Promise<HealthCheck[]> => {
+  const imChecks = ejabberdClustered(model.config) ? clusteredImChecks(model, conns, messageTimeout, r) : (async (): Promise<HealthCheck[]> => {
     let api: EjabberdApi | undefined
     const out: HealthCheck[] = []
     try {
@@ -214,17 +216,140 @@ const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Pr
   minio: (ctx) => [...minioHealthChecks(ctx), ...archiveHealthChecks(ctx)],
 }
 
+/**
+ * An ejabberd cluster: each node running and a member of the cluster (checked on the node,
+ * so a node that left shows); HAProxy's view of every node; and one message through the
+ * whole cluster (through HAProxy when there is one), the check that decides whether a
+ * missing node is a degraded cluster or a down service.
+ */
+async function clusteredImChecks(model: ClusterModel, conns: Map<string, HostConnection>, messageTimeout: number, r: (t: string) => string): Promise<HealthCheck[]> {
+  const c = model.config.components
+  const nodes = c.ejabberd.hosts.map((n) => hostByName(model.config, n))
+  const names = nodes.map(ejabberdNodeName)
+  // list_cluster names the nodes running with this one (Mnesia's running nodes): a stopped node
+  // drops out of every list, and a node that left lists only itself while the others run.
+  const lists = await Promise.all(
+    nodes.map(async (h) => {
+      try {
+        const res = await conns.get(h.name)!.exec({...ejabberdClusterQuery(), okExitCodes: [0, 1, 3]})
+        return {members: parseEjabberdCluster(res.stdout), said: res.stdout.trim().split('\n')[0] || `exit ${res.exitCode}`}
+      } catch (e) {
+        return {members: [] as string[], said: errorText(e)}
+      }
+    }),
+  )
+  const states = clusterMembership(names, lists.map((l) => l.members))
+  const perNode = nodes.map((h, k) =>
+    timed(h.name, 'ejabberd', `node ${names[k]} in the cluster`, async () => {
+      const st = states[k]!
+      if (!st.running) throw new Error(`node ${names[k]} is not running (${lists[k]!.said}); see \`journalctl -u ejabberd\` on ${h.name}, then run \`imctl install\``)
+      if (st.missing.length) throw new Error(`it runs with ${st.members.join(', ')} but not with ${st.missing.join(', ')}, which run too: run \`imctl install\` to join it again`)
+      return `running with ${st.members.join(', ')}${st.stopped.length ? ` (not running: ${st.stopped.join(', ')})` : ''}`
+    }, r),
+  )
+  const proxies = (c.haproxy?.hosts ?? []).map((hp) => haproxyBackendChecks(model, conns, hp, r))
+  const delivery = (async (): Promise<HealthCheck> => {
+    const t0 = Date.now()
+    // The admin API of the first node that answers registers the throwaway users.
+    for (const h of nodes) {
+      let api: EjabberdApi | undefined
+      try {
+        api = await openEjabberdApi(conns.get(h.name)!, c.ejabberd.ports.api)
+        await api.call<string>('status', {})
+      } catch {
+        await api?.close()
+        continue
+      }
+      const via = c.haproxy ? hostByName(model.config, c.haproxy.hosts[0]!) : h
+      const check = c.haproxy ? `WebSocket login and message delivery through HAProxy on ${via.name}` : `WebSocket login and message delivery on ${h.name}`
+      try {
+        const port = c.haproxy ? c.haproxy.ports.http : c.ejabberd.ports.http
+        return {...(await timed(via.name, 'ejabberd', check, () => messageRoundTrip(model, conns.get(via.name)!, api!, messageTimeout, {address: via.address, port}), r)), clusterLevel: true}
+      } finally {
+        await api.close()
+      }
+    }
+    return {host: nodes[0]!.name, component: 'ejabberd', check: 'WebSocket login and message delivery', ok: false, clusterLevel: true, detail: 'no ejabberd node\'s admin API answers: every node is down', ms: Date.now() - t0}
+  })()
+  return (await Promise.all([...perNode, delivery, ...proxies])).flat()
+}
+
+/** HAProxy's stats (CSV, on its loopback, through SSH): is it up, and how does it see each ejabberd node. */
+async function haproxyBackendChecks(model: ClusterModel, conns: Map<string, HostConnection>, hpName: string, r: (t: string) => string): Promise<HealthCheck[]> {
+  const hp = model.config.components.haproxy!
+  let rows: HaproxyServerState[] = []
+  const up = await timed(hpName, 'haproxy', 'HAProxy stats', async () => {
+    const t = await conns.get(hpName)!.tunnel('127.0.0.1', hp.ports.stats)
+    try {
+      const res = await fetch(`http://127.0.0.1:${t.port}/stats;csv`, {signal: AbortSignal.timeout(10_000)})
+      if (!res.ok) throw new Error(`stats answered ${res.status}`)
+      rows = parseHaproxyStats(await res.text())
+      return `${rows.length} backend servers: ${rows.filter((x) => x.status.startsWith('UP')).length} up`
+    } finally {
+      await t.close()
+    }
+  }, r)
+  if (!up.ok) return [up]
+  const byNode = model.config.components.ejabberd.hosts.map((node) =>
+    timed(node, 'ejabberd', `HAProxy on ${hpName} passes clients to ${node}`, async () => {
+      const mine = rows.filter((x) => x.server === node)
+      if (!mine.length) throw new Error(`HAProxy on ${hpName} has no server ${node}; run \`imctl install\``)
+      const down = mine.filter((x) => !x.status.startsWith('UP'))
+      const shown = mine.map((x) => `${x.backend.replace(/_nodes$/, '')} ${x.status}`).join(', ')
+      if (down.length) throw new Error(`HAProxy on ${hpName} sees ${node}: ${shown}`)
+      return shown
+    }, r),
+  )
+  return [up, ...(await Promise.all(byNode))]
+}
+
+/**
+ * Each node's standing from every node's `list_cluster` (the nodes running with it; empty when
+ * it does not answer): a node is faulted for a peer it does not run with only when that peer
+ * runs too; a stopped peer is only noted.
+ */
+export function clusterMembership(names: string[], lists: string[][]): {running: boolean; members: string[]; missing: string[]; stopped: string[]}[] {
+  const running = names.filter((_, k) => (lists[k] ?? []).length > 0)
+  const stopped = names.filter((n) => !running.includes(n))
+  return names.map((_, k) => {
+    const members = lists[k] ?? []
+    return {running: members.length > 0, members, missing: members.length ? running.filter((n) => !members.includes(n)) : [], stopped}
+  })
+}
+
+export interface HaproxyServerState {
+  backend: string
+  server: string
+  status: string
+}
+
+/** The server rows of HAProxy's stats CSV (`# pxname,svname,...,status,...`). */
+export function parseHaproxyStats(csv: string): HaproxyServerState[] {
+  const lines = csv.split('\n').filter(Boolean)
+  const header = (lines[0] ?? '').replace(/^#\s*/, '').split(',')
+  const col = (n: string) => header.indexOf(n)
+  const [px, sv, st] = [col('pxname'), col('svname'), col('status')]
+  if (px < 0 || sv < 0 || st < 0) throw new Error('HAProxy stats CSV without pxname, svname and status columns')
+  return lines
+    .slice(1)
+    .map((l) => l.split(','))
+    .filter((f) => f[sv] !== 'FRONTEND' && f[sv] !== 'BACKEND')
+    .map((f) => ({backend: f[px] ?? '', server: f[sv] ?? '', status: f[st] ?? ''}))
+}
+
 /** Two throwaway users log in over WebSocket; one sends, the other receives; both are removed. */
-async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: EjabberdApi, timeoutSec: number): Promise<string> {
+async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: EjabberdApi, timeoutSec: number, through?: {address: string; port: number}): Promise<string> {
   ;(globalThis as {WebSocket?: unknown}).WebSocket ??= WebSocket
   const domain = model.config.domain
   const tag = randomBytes(4).toString('hex')
   const users = [`imctl-health-${tag}-a`, `imctl-health-${tag}-b`].map((user) => ({user, password: randomBytes(18).toString('base64url')}))
   const ejabberdHost = model.config.hosts.find((h) => h.name === model.config.components.ejabberd.host)!
   // In a container the WebSocket listener is on all of the container's addresses; on a host, on its cluster address.
-  const tunnel = ejabberdHost.engine
-    ? await im.tunnel('127.0.0.1', CONTAINER_PORTS.http, 'ejabberd')
-    : await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
+  const tunnel = through
+    ? await im.tunnel(through.address, through.port)
+    : ejabberdHost.engine
+      ? await im.tunnel('127.0.0.1', CONTAINER_PORTS.http, 'ejabberd')
+      : await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
   const clients: ReturnType<typeof xmppClient>[] = []
   try {
     for (const u of users) await api.call('register', {user: u.user, host: domain, password: u.password})

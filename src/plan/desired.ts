@@ -147,7 +147,7 @@ export function releaseImages(manifest: ReleaseManifest): ImageResource[] {
     components: {
       postgresql: {host: on('postgresql'), port: 5432},
       redis: {host: on('redis'), port: 6379},
-      ejabberd: {host: on('ejabberd'), ports: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}},
+      ejabberd: {host: on('ejabberd'), hosts: [on('ejabberd')], ports: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}},
       ...(has('kafka') ? {kafka: {hosts: ['engine'], port: 9092, controllerPort: 9093}} : {}),
       ...(has('minio') ? {minio: {hosts: ['engine'], drives: ['/data'], port: 9000, consolePort: 9001, buckets: []}} : {}),
     },

@@ -1,5 +1,6 @@
 import {BlockList, isIP} from 'node:net'
-import type {ClusterConfig, ComponentName, HostConfig} from '../config/model.js'
+import {ejabberdClusterPorts} from '../components/ejabberd/index.js'
+import {ejabberdClustered, type ClusterConfig, type ComponentName, type HostConfig} from '../config/model.js'
 import type {ReleaseManifest} from '../config/manifest.js'
 import {ETCD_PORTS, PATRONI_API_PORT} from '../config/load.js'
 import type {RemoteCommand} from '../transport/command.js'
@@ -30,15 +31,21 @@ export interface OpenPort {
  * through other hosts too (more ejabberd nodes, load balancers in front of them).
  */
 export function entryHosts(config: ClusterConfig): string[] {
-  return [config.components.ejabberd.host]
+  return config.components.haproxy?.hosts ?? config.components.ejabberd.hosts
 }
 
 /** Every port a host opens beyond SSH, in a stable order (ejabberd's admin API listens on loopback only: no rule). */
 export function openPorts(config: ClusterConfig, host: string): OpenPort[] {
   const c = config.components
   const out: OpenPort[] = []
-  if (entryHosts(config).includes(host)) {
-    out.push({port: c.ejabberd.ports.c2s, to: 'public', what: 'XMPP clients'}, {port: c.ejabberd.ports.http, to: 'public', what: 'WebSocket'}, {port: c.ejabberd.ports.mqtt, to: 'public', what: 'MQTT'})
+  if (c.haproxy?.hosts.includes(host)) {
+    out.push({port: c.haproxy.ports.c2s, to: 'public', what: 'XMPP clients (HAProxy)'}, {port: c.haproxy.ports.http, to: 'public', what: 'WebSocket (HAProxy)'}, {port: c.haproxy.ports.mqtt, to: 'public', what: 'MQTT (HAProxy)'})
+  }
+  if (c.ejabberd.hosts.includes(host)) {
+    // Behind HAProxy the nodes take clients from the cluster's hosts only (HAProxy and its checks).
+    const to = c.haproxy ? 'cluster' : 'public'
+    out.push({port: c.ejabberd.ports.c2s, to, what: 'XMPP clients'}, {port: c.ejabberd.ports.http, to, what: 'WebSocket'}, {port: c.ejabberd.ports.mqtt, to, what: 'MQTT'})
+    if (ejabberdClustered(config)) out.push(...ejabberdClusterPorts().map((p) => ({port: p.port, to: 'cluster' as const, what: `ejabberd ${p.what}`})))
   }
   const pg = c.postgresql.patroni
   if (pg ? pg.hosts.includes(host) : c.postgresql.host === host) out.push({port: c.postgresql.port, to: 'cluster', what: 'PostgreSQL'})

@@ -23,6 +23,8 @@ import {
   pgCatalogQuery,
   pgTableQuery,
   servicesQuery,
+  ejabberdClusterQuery,
+  parseEjabberdCluster,
 } from './observe.js'
 import {firewallQuery, parseFirewall, parseSshClient, sshClientQuery} from './firewall.js'
 import type {Resource} from './resources.js'
@@ -78,6 +80,14 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[], c
       facts.minio = parseMinioState((await conn.exec({...minioStateQuery(minio[0]!.mc, policies, users), component: 'minio'})).stdout)
     } catch {
       // Not answering (no quorum yet): planned steps will say so.
+    }
+  }
+
+  if (mine.some((r) => r.kind === 'ejabberd-cluster') && running('ejabberd')) {
+    try {
+      facts.ejabberdCluster = parseEjabberdCluster((await conn.exec(ejabberdClusterQuery())).stdout)
+    } catch {
+      // Not answering yet: the join step will say so.
     }
   }
 

@@ -90,6 +90,11 @@ export function pgTableQuery(database: string, table: string): RemoteCommand {
   }
 }
 
+/** The nodes of this host's ejabberd cluster, running or not (Mnesia's db_nodes). */
+export function ejabberdClusterQuery(): RemoteCommand {
+  return {argv: ['ejabberdctl', 'list_cluster'], root: true, description: 'list the nodes of the ejabberd cluster'}
+}
+
 export function sqlLiteral(s: string): string {
   return `'${s.replace(/'/g, "''")}'`
 }
@@ -194,4 +199,12 @@ export function parsePaths(stdout: string): Record<string, PathFact | null> {
     out[parts[i]!] = {type: type === 'directory' ? 'directory' : /regular/.test(type) ? 'file' : 'other', owner, group, mode}
   }
   return out
+}
+
+/** `ejabberdctl list_cluster` prints one quoted node name a line: 'ejabberd@10.0.0.12'. */
+export function parseEjabberdCluster(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .map((l) => l.trim().replace(/^'(.*)'$/, '$1'))
+    .filter((l) => /^[^@\s]+@\S+$/.test(l))
 }

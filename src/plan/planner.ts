@@ -160,7 +160,7 @@ export function planChanges(
           what: `write ${r.path} (${r.owner}:${r.group} ${r.mode})`,
           why,
           ...(contentSame ? {} : {diff: shownDiff(r, now?.content.toString('utf8') ?? '', redact)}),
-          run: {type: 'exec', commands: writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify, Boolean(r.daemonReload) && !contentSame)},
+          run: {type: 'exec', commands: [...(contentSame ? [] : (r.before ?? [])), ...writeFile(r.path, r.content, r.owner, r.group, r.mode, contentSame ? [] : r.notify, Boolean(r.daemonReload) && !contentSame)]},
         })
         break
       }
@@ -347,6 +347,20 @@ export function planChanges(
         })
         break
       }
+      case 'ejabberd-cluster': {
+        if (f.ejabberdCluster?.includes(r.seed)) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: 'update',
+          what: `join ejabberd node ${r.node} to the cluster of ${r.seed}`,
+          why: f.ejabberdCluster ? `its cluster is ${f.ejabberdCluster.join(', ')}` : 'the node is not running yet: its cluster is unknown',
+          run: {type: 'exec', commands: [joinEjabberdCluster(r.seed)]},
+        })
+        break
+      }
       case 'network': {
         if (f.engine?.networks.includes(r.name)) {
           unchanged++
@@ -474,6 +488,25 @@ export function planChanges(
 }
 
 // ---- action builders: commands that change a host, as data ----
+
+/**
+ * Joins this host's ejabberd node to `seed`'s cluster with ejabberd's own `join_cluster`
+ * (it copies the seed's Mnesia schema and restarts ejabberd inside the running VM). It waits
+ * for both nodes first and does nothing when the node is a member already, so a re-run is safe.
+ */
+export function joinEjabberdCluster(seed: string): RemoteCommand {
+  return {
+    argv: shScript(
+      'ejabberdctl started >/dev/null || exit 1\n' +
+        'for i in $(seq 1 60); do ejabberdctl ping "$1" 2>/dev/null | grep -q pong && break; sleep 2; done\n' +
+        'if ejabberdctl list_cluster | grep -qxF "\'$1\'"; then exit 0; fi\n' +
+        'ejabberdctl join_cluster "$1" && ejabberdctl list_cluster | grep -qxF "\'$1\'"',
+      [seed],
+    ),
+    root: true,
+    description: `join the ejabberd cluster of ${seed}`,
+  }
+}
 
 export function installPackages(names: string[], suites: [suite: string, names: string[]][] = []): RemoteCommand[] {
   return [

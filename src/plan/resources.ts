@@ -22,6 +22,7 @@ export type Resource =
   | MountResource
   | MinioBucketResource
   | MinioUserResource
+  | EjabberdClusterResource
   | FirewallResource
 
 interface Base {
@@ -55,6 +56,8 @@ export interface FileResource extends Base {
   daemonReload?: boolean
   /** apt reads it (a sources entry or a pin): written before any package step on its host. */
   aptSource?: boolean
+  /** Run before the file is written, when its content changes (e.g. stop a node under the name the old file gives it). */
+  before?: RemoteCommand[]
 }
 
 export interface ServiceResource extends Base {
@@ -216,6 +219,15 @@ export interface MinioUserResource extends Base {
   mc: McClient
 }
 
+/** An ejabberd node that belongs to the cluster of the first node: observed with `ejabberdctl list_cluster`. */
+export interface EjabberdClusterResource extends Base {
+  kind: 'ejabberd-cluster'
+  /** This node's Erlang name, e.g. ejabberd@10.0.0.12. */
+  node: string
+  /** The first node's name: the one this node joins. */
+  seed: string
+}
+
 /** The host's nftables table inet imctl, loaded from `path` (src/plan/firewall.ts); null: it must be gone. */
 export interface FirewallResource extends Base {
   kind: 'firewall'
@@ -289,6 +301,8 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:minio-bucket:${r.bucket}`
     case 'minio-user':
       return `${r.host}:minio-user:${r.user}`
+    case 'ejabberd-cluster':
+      return `${r.host}:ejabberd-cluster:${r.seed}`
     case 'firewall':
       return `${r.host}:firewall`
   }

@@ -100,6 +100,7 @@ describe('which packages a bundle carries', () => {
         'ejabberd:ejabberd=23.01-*',
         'ejabberd:erlang-p1-pgsql=1.1.*',
         'ejabberd:erlang-redis-client=1.2.*',
+        'haproxy:haproxy=2.6.*',
         'host:openjdk-17-jre-headless=17.*',
         // The firewall's nft: a bundle works for a cluster with `firewall:` on too.
         'host:nftables=1.0.6-*',

@@ -58,6 +58,7 @@ export const INSTALLED: Record<string, string> = {
   ejabberd: '23.01-1+deb12u1',
   'erlang-p1-pgsql': '1.1.19-1',
   'erlang-redis-client': '1.2.0-7',
+  haproxy: '2.6.12-1+deb12u3',
   nftables: '1.0.6-2+deb12u2',
 }
 
@@ -113,6 +114,12 @@ export function convergedFacts(config: ClusterConfig, resources: Resource[]): Re
         }
         break
       case 'container-running':
+        break
+      case 'directory':
+        f.paths[r.path] = {type: 'directory', owner: r.owner, group: r.group, mode: r.mode}
+        break
+      case 'ejabberd-cluster':
+        f.ejabberdCluster = [r.seed, r.node]
         break
       case 'firewall':
         f.firewall = r.table

@@ -163,7 +163,7 @@ describe('the shipped example and schema', () => {
     assert.deepEqual(config.components, {
       postgresql: {host: 'db1', port: 5432},
       redis: {host: 'cache1', port: 6379},
-      ejabberd: {host: 'im1', ports: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}},
+      ejabberd: {host: 'im1', hosts: ['im1'], ports: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}},
     })
   })
 

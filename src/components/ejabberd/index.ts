@@ -1,4 +1,8 @@
-import type {Component} from '../types.js'
+import {ERLANG_DIST_PORTS} from '../../config/load.js'
+import {ejabberdClustered, type HostConfig} from '../../config/model.js'
+import type {Resource} from '../../plan/resources.js'
+import type {RemoteCommand} from '../../transport/command.js'
+import type {Component, ComponentContext} from '../types.js'
 
 /** Where ejabberd listens inside its container (published on the configured ports). */
 export const CONTAINER_PORTS = {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}
@@ -7,7 +11,7 @@ const PORTS = CONTAINER_PORTS
 export const ejabberd: Component = {
   name: 'ejabberd',
   dependsOn: ['postgresql', 'redis'],
-  hosts: (config) => [config.components.ejabberd.host],
+  hosts: (config) => config.components.ejabberd.hosts,
   container: {
     ports: [
       {containerPort: PORTS.c2s, publish: (config) => config.components.ejabberd.ports.c2s},
@@ -22,55 +26,136 @@ export const ejabberd: Component = {
   },
   resources(ctx) {
     const c = ctx.config.components
-    const host = ctx.host(c.ejabberd.host)
-    const container = ctx.inContainer('ejabberd')
-    const base = {host: host.name, component: 'ejabberd' as const}
-    const pgHost = ctx.host(c.postgresql.host)
-    const vars = {
-      cluster: ctx.config,
-      release: ctx.manifest,
-      host,
-      listenIp: container ? '0.0.0.0' : host.address,
-      ports: container ? PORTS : c.ejabberd.ports,
-      postgresql: ctx.primaryEndpoint('ejabberd'),
-      redis: ctx.endpoint('redis', 'ejabberd'),
-      secrets: ctx.secrets,
-      // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).
-      settings: ctx.manifest.components.ejabberd!.settings ?? {},
-    }
-    return [
-      {...base, kind: 'packages', packages: ctx.manifest.components.ejabberd!.packages},
-      {
-        ...base,
-        kind: 'file',
-        path: '/etc/ejabberd/ejabberd.yml',
-        content: ctx.render('ejabberd/ejabberd.yml.hbs', vars),
-        owner: 'ejabberd',
-        group: 'ejabberd',
-        mode: '600',
-        secret: true,
-        notify: ['ejabberd'],
-      },
-      {
-        ...base,
-        kind: 'sql-schema',
-        dbHost: pgHost.name,
-        database: 'ejabberd',
-        role: 'ejabberd',
-        // Debian's package ships the schema; it is not created for us.
-        sourcePath: '/usr/share/ejabberd/sql/pg.new.sql',
-        probeTable: 'users',
-        after: ['postgresql'],
-      },
-      {...base, kind: 'service', unit: 'ejabberd'},
-      {
-        ...base,
-        kind: 'xmpp-account',
-        user: 'admin',
-        domain: ctx.config.domain,
-        password: ctx.secrets.ejabberd.admin_password,
-        apiPort: container ? PORTS.api : c.ejabberd.ports.api,
-      },
-    ]
+    const clustered = ejabberdClustered(ctx.config)
+    const first = ctx.host(c.ejabberd.host)
+    return c.ejabberd.hosts.flatMap((name, i): Resource[] => {
+      const host = ctx.host(name)
+      const container = ctx.inContainer('ejabberd')
+      const base = {host: host.name, component: 'ejabberd' as const}
+      const pgHost = ctx.host(c.postgresql.host)
+      const vars = {
+        cluster: ctx.config,
+        release: ctx.manifest,
+        host,
+        listenIp: container ? '0.0.0.0' : host.address,
+        ports: container ? PORTS : c.ejabberd.ports,
+        postgresql: ctx.primaryEndpoint('ejabberd'),
+        redis: ctx.endpoint('redis', 'ejabberd'),
+        secrets: ctx.secrets,
+        // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).
+        settings: ctx.manifest.components.ejabberd!.settings ?? {},
+      }
+      const out: Resource[] = [
+        {...base, kind: 'packages', packages: ctx.manifest.components.ejabberd!.packages},
+        {
+          ...base,
+          kind: 'file',
+          path: '/etc/ejabberd/ejabberd.yml',
+          content: ctx.render('ejabberd/ejabberd.yml.hbs', vars),
+          owner: 'ejabberd',
+          group: 'ejabberd',
+          mode: '600',
+          secret: true,
+          notify: ['ejabberd'],
+        },
+      ]
+      if (clustered) out.push(...clusterFiles(ctx, host))
+      // Once for the cluster: the schema is shared, and so is the admin account.
+      if (i === 0) {
+        out.push({
+          ...base,
+          kind: 'sql-schema',
+          dbHost: pgHost.name,
+          database: 'ejabberd',
+          role: 'ejabberd',
+          // Debian's package ships the schema; it is not created for us.
+          sourcePath: '/usr/share/ejabberd/sql/pg.new.sql',
+          probeTable: 'users',
+          after: ['postgresql'],
+        })
+      }
+      out.push({...base, kind: 'service', unit: 'ejabberd', ...(clustered ? {ready: WAIT_STARTED} : {})})
+      if (i === 0) {
+        out.push({
+          ...base,
+          kind: 'xmpp-account',
+          user: 'admin',
+          domain: ctx.config.domain,
+          password: ctx.secrets.ejabberd.admin_password,
+          apiPort: container ? PORTS.api : c.ejabberd.ports.api,
+        })
+      } else {
+        out.push({...base, kind: 'ejabberd-cluster', node: ejabberdNodeName(host), seed: ejabberdNodeName(first)})
+      }
+      return out
+    })
   },
+}
+
+/** With `ejabberd.hosts`, the node's Erlang name: its cluster address, reachable from every other node without DNS. */
+export function ejabberdNodeName(host: HostConfig): string {
+  return `ejabberd@${host.address}`
+}
+
+/** The TCP ports ejabberd nodes of one cluster use between them (for a firewall): epmd, then Erlang distribution. */
+export function ejabberdClusterPorts(): {port: number; what: string}[] {
+  return [
+    {port: ERLANG_DIST_PORTS.epmd, what: 'epmd (Erlang port mapper)'},
+    ...Array.from({length: ERLANG_DIST_PORTS.max - ERLANG_DIST_PORTS.min + 1}, (_, k) => ({port: ERLANG_DIST_PORTS.min + k, what: 'Erlang distribution (ejabberd nodes and ejabberdctl)'})),
+  ]
+}
+
+const WAIT_STARTED: RemoteCommand = {argv: ['ejabberdctl', 'started'], root: true, description: 'wait until ejabberd has started'}
+const DROP_IN_DIR = '/etc/systemd/system/ejabberd.service.d'
+
+/** What makes a node one of a cluster: the shared cookie, its name and ports, and a unit that survives `join_cluster`. */
+function clusterFiles(ctx: ComponentContext, host: HostConfig): Resource[] {
+  const base = {host: host.name, component: 'ejabberd' as const}
+  const node = ejabberdNodeName(host)
+  const spoolDir = `/var/lib/ejabberd/mnesia/${node}`
+  const cookie = ctx.secrets.ejabberd_cluster?.erlang_cookie
+  if (!cookie) throw new Error('bug: an ejabberd cluster without ejabberd_cluster.erlang_cookie in its secrets')
+  return [
+    {...base, kind: 'directory', path: '/var/lib/ejabberd/mnesia', owner: 'ejabberd', group: 'ejabberd', mode: '700'},
+    {...base, kind: 'directory', path: spoolDir, owner: 'ejabberd', group: 'ejabberd', mode: '700'},
+    {...base, kind: 'directory', path: DROP_IN_DIR, owner: 'root', group: 'root', mode: '755'},
+    {
+      ...base,
+      kind: 'file',
+      path: `${DROP_IN_DIR}/imctl-cluster.conf`,
+      content: ctx.render('ejabberd/imctl-cluster.conf.hbs', {cluster: ctx.config}),
+      owner: 'root',
+      group: 'root',
+      mode: '644',
+      secret: false,
+      notify: ['ejabberd'],
+      daemonReload: true,
+    },
+    {
+      ...base,
+      kind: 'file',
+      // Debian's /etc/ejabberd/ejabberdctl.cfg is a link to this file.
+      path: '/etc/default/ejabberd',
+      content: ctx.render('ejabberd/ejabberdctl.cfg.hbs', {cluster: ctx.config, host, node, spoolDir, distPorts: ERLANG_DIST_PORTS}),
+      owner: 'root',
+      group: 'root',
+      mode: '644',
+      secret: false,
+      notify: ['ejabberd'],
+      // Stopped under the name the old file gives it: once renamed, ejabberdctl could not reach it to stop it.
+      before: [{argv: ['systemctl', 'stop', 'ejabberd'], root: true, description: 'stop ejabberd under its current node name'}],
+    },
+    {
+      ...base,
+      kind: 'file',
+      // Where Debian's ejabberd (running as user ejabberd, home /var/lib/ejabberd) reads its cookie.
+      path: '/var/lib/ejabberd/.erlang.cookie',
+      content: cookie,
+      owner: 'ejabberd',
+      group: 'ejabberd',
+      mode: '400',
+      secret: true,
+      notify: ['ejabberd'],
+    },
+  ]
 }

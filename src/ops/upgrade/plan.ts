@@ -64,6 +64,7 @@ export const DOWNTIME_ESTIMATES: Record<ComponentName, {upgrade: number; restart
   ejabberd: {upgrade: 28, restart: 8, note: 'the upgrade step to 24.12 (list refresh, download, 18 packages replaced) took 27-28 s, the server stopped for part of it; a restart until its API answers 8-12 s'},
   kafka: {upgrade: 0, restart: 15, note: 'per node: restart with the new jars until it listens again took 12-16 s'},
   minio: {upgrade: 0, restart: 5, note: 'per node, until it serves with the others'},
+  haproxy: {upgrade: 5, restart: 1, note: 'not measured yet: a reload-free restart of the balancer, clients reconnect'},
 }
 
 const PREPARE_KINDS = new Set<Resource['kind']>(['artifact', 'system-user', 'directory'])
