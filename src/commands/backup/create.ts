@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
+import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag, s3EndpointFlags, s3Options} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {createBackup, type ArtifactRecord} from '../../ops/backup/backup.js'
 
@@ -24,6 +24,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
     to: backupToFlag,
+    ...s3EndpointFlags,
     key: backupKeyFlag,
     'kafka-data': Flags.boolean({description: 'Kafka: every record of every topic too (key, value, headers, timestamp), not only topic settings and consumer-group offsets.', default: false}),
   }
@@ -33,6 +34,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
     const r = await createBackup({
       configFile: this.flags.config,
       ...(this.flags.to ? {to: this.flags.to} : {}),
+      ...(s3Options(this.flags) ? {s3: s3Options(this.flags)!} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
       kafkaData: this.flags['kafka-data'],
       acceptNewHostKeys: this.flags['accept-new-host-keys'],

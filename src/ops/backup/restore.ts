@@ -18,11 +18,14 @@ import {decryptor, loadBackupKey} from './crypto.js'
 import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 import {openBackupStore, type BackupStore} from './store.js'
+import type {S3EndpointOptions} from './s3-endpoint.js'
 
 export interface RestoreOptions {
   configFile: string
   id: string
   to?: string
+  /** With an s3:// `to`: an S3-compatible endpoint outside the cluster. */
+  s3?: S3EndpointOptions
   keyFile?: string
   /** Where the set is, opened already, when it belongs to another cluster (deep verify restores into a sandbox). */
   store?: BackupStore
@@ -64,7 +67,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   let store: BackupStore | undefined
   let kafka: {session: KafkaSession; admin: Admin; snapshot: KafkaSnapshot} | undefined
   try {
-    store = opts.store ?? (await openBackupStore(model, opts.to, {conns, io: opts.io}))
+    store = opts.store ?? (await openBackupStore(model, opts.to, {conns, io: opts.io, s3: opts.s3}))
     return await restoreFrom(model, opts, store, conns, keyFile, (k) => (kafka = k))
   } finally {
     if (kafka) {
