@@ -47,6 +47,8 @@ export interface RestoreResult {
   keptAside: string[]
   /** Stores of the set not restored because this cluster lacks their component (only with skipAbsentStores). */
   skipped: string[]
+  /** Keys in Redis once the set's RDB was loaded, before ejabberd started on it (which adds its own). */
+  redisKeys: number
   health: HealthCheck[]
   healthy: boolean
 }
@@ -170,7 +172,7 @@ async function restoreFrom(
     })
     keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}`)
     await redis.exec({...atomicWrite('/var/lib/redis/dump.rdb', 'redis', 'redis', '660'), stdinStream: await artifact('redis-dump.rdb.gz.enc')})
-    await rebuildAof(redis, model, say)
+    const redisKeys = await rebuildAof(redis, model, say)
 
     // ejabberd: start it on the restored stores, then load its internal database.
     say(im.host.name, 'start ejabberd and restore its internal database')
@@ -219,7 +221,7 @@ async function restoreFrom(
     const health = await waitForHealth(model, conns)
     const entry = auditEntry(`imctl backup restore ${opts.id}`, model.config.release, health.every((h) => h.ok) ? 'ok' : 'failed', steps.length, 0, steps)
     await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
-    return {id: opts.id, cluster: model.config.name, steps, keptAside, skipped: absent, health, healthy: health.every((h) => h.ok)}
+    return {id: opts.id, cluster: model.config.name, steps, keptAside, skipped: absent, redisKeys, health, healthy: health.every((h) => h.ok)}
   } finally {
     await lock.release()
   }
@@ -240,7 +242,7 @@ function pgSql(sql: string, description: string): RemoteCommand {
  * loaded with AOF off (a temporary copy of the managed config), then AOF is switched on
  * at runtime, which rewrites it from the loaded data; the managed config then matches again.
  */
-async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void): Promise<void> {
+async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void): Promise<number> {
   const managed = model.resources.find((r) => r.kind === 'file' && r.path === '/etc/redis/redis.conf')
   if (managed?.kind !== 'file') throw new Error('bug: no managed redis.conf')
   const write = (content: string, what: string) =>
@@ -258,8 +260,9 @@ async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: s
     '    echo "$info" | grep -q "^aof_last_bgrewrite_status:ok" || { echo "AOF rewrite failed" >&2; exit 1; }; break; fi; ' +
     '  i=$((i+1)); [ $i -gt 1800 ] && { echo "AOF rewrite did not finish" >&2; exit 1; }; sleep 0.5; done; ' +
     'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE'
-  await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
+  const loaded = await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
   await write(managed.content, 'put the managed redis.conf back (AOF on, as now at runtime)')
+  return Number(loaded.stdout.trim().split('\n').pop())
 }
 
 async function waitFor<T>(fn: () => Promise<T>, ms: number): Promise<T> {
