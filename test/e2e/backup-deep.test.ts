@@ -8,7 +8,7 @@
  * certificate are refused; list reads it with the keys from the environment;
  * `verify --deep` restores all five stores into a throwaway sandbox and finds
  * them equal to the set, none left out; one byte flipped in the external S3 is
- * named by verify.
+ * named by verify; restore in place and prune read the set there too.
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
@@ -154,6 +154,22 @@ describe('backup to an external S3 endpoint, and verify --deep over every store'
     assert.equal(r.exitCode, 1, r.stdout)
     assert.deepEqual(r.json.result.problems.map((p: {artifact: string}) => p.artifact), ['kafka-topics.json.gz.enc'])
     await putObject(external, BUCKET, objectKey, good)
+  })
+
+  it('restore and prune work from the external S3 too', async () => {
+    // Given a key lost since the backup
+    const redisAuth = (parse(readFileSync(join(sb.dir, `${NAME}.secrets.yaml`), 'utf8')) as {redis: {password: string}}).redis.password
+    const get = () => sb.onHost('h1', `REDISCLI_AUTH='${redisAuth}' redis-cli --no-auth-warning GET dv:1`).trim()
+    sb.onHost('h1', `REDISCLI_AUTH='${redisAuth}' redis-cli --no-auth-warning DEL dv:1`)
+    assert.equal(get(), '')
+    // When restoring in place from the external S3, then it is back and the cluster healthy
+    const r = await imctl(['backup', 'restore', setId, ...s3Args('--key', key, '--s3-credentials', creds)])
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr)
+    assert.equal(r.json.result.healthy, true)
+    assert.equal(get(), 'value-1')
+    const p = await imctl(['backup', 'prune', '--keep', 'daily=1', '--dry-run', ...s3Args('--key', key, '--s3-credentials', creds)])
+    assert.equal(p.exitCode, 0, p.stdout + p.stderr)
+    assert.deepEqual({kept: p.json.result.kept, verified: p.json.result.verified, removed: p.json.result.removed}, {kept: [setId], verified: setId, removed: []})
   })
 
   it('never prints a secret', () => {

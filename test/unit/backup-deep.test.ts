@@ -3,7 +3,7 @@ import {Readable} from 'node:stream'
 import {describe, it} from 'node:test'
 import {compareKafka, compareObjects, compareRowCounts, type RestoredObject} from '../../src/ops/backup/deep-compare.js'
 import {recordFacts} from '../../src/ops/backup/deep-verify.js'
-import type {KafkaSnapshot, RecordLine} from '../../src/ops/backup/kafka.js'
+import {whileCoordinatorLoads, type KafkaSnapshot, type RecordLine} from '../../src/ops/backup/kafka.js'
 import type {MinioObjectRecord} from '../../src/ops/backup/minio.js'
 
 const ARTIFACTS = {topics: 'kafka-topics.json.gz.enc', records: 'kafka-records.jsonl.gz.enc'}
@@ -104,5 +104,21 @@ describe('verify --deep: what the set says against what was restored', () => {
     assert.equal(f.offsets.get('indexer chat-events/0'), '6')
     // A partition with no records in the set: the group's offset 10 becomes 0 there, as the restore sets it.
     assert.equal(f.offsets.get('indexer chat-events/1'), '0')
+  })
+})
+
+describe('Kafka: waiting for the group coordinator of a fresh broker', () => {
+  it('retries while the coordinator is not ready, and gives up on other errors at once or after the bound', async () => {
+    let calls = 0
+    const flaky = async () => {
+      if (++calls < 3) throw new Error('This is not the correct coordinator for this group')
+      return 'described'
+    }
+    assert.equal(await whileCoordinatorLoads(flaky, 5_000, 1), 'described')
+    assert.equal(calls, 3)
+    let other = 0
+    await assert.rejects(whileCoordinatorLoads(async () => { other++; throw new Error('SASL authentication failed') }, 5_000, 1), /SASL/)
+    assert.equal(other, 1)
+    await assert.rejects(whileCoordinatorLoads(async () => { throw new Error('The coordinator is loading and hence can\'t process requests') }, 20, 5), /coordinator is loading/)
   })
 })

@@ -20,7 +20,7 @@ import {installService} from '../install.js'
 import {COUNT_ROWS_SQL, defaultKeyFile, parseCounts, psql, readManifest, verifyBackup, type BackupManifest, type VerifyResult} from './backup.js'
 import {decryptor, HashTap, loadBackupKey} from './crypto.js'
 import {compareKafka, compareObjects, compareRowCounts, type Mismatch, type RecordFacts, type RestoredObject} from './deep-compare.js'
-import {KAFKA_RECORDS, KAFKA_TOPICS, OffsetMap, snapshotKafka, type KafkaSnapshot, type RecordLine} from './kafka.js'
+import {KAFKA_RECORDS, KAFKA_TOPICS, OffsetMap, snapshotKafka, whileCoordinatorLoads, type KafkaSnapshot, type RecordLine} from './kafka.js'
 import {MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex} from './minio.js'
 import type {S3EndpointOptions} from './s3-endpoint.js'
 import {restoreBackup} from './restore.js'
@@ -216,7 +216,7 @@ async function compareKafkaStores(sb: ClusterModel, conns: Map<string, HostConne
   const admin = session.kafka.admin()
   try {
     await admin.connect()
-    const restored = await snapshotKafka(admin)
+    const restored = await whileCoordinatorLoads(() => snapshotKafka(admin))
     const brokers = (await admin.describeCluster()).brokers.length
     return {
       problems: compareKafka({topics: KAFKA_TOPICS, records: KAFKA_RECORDS}, set, restored, brokers, records),

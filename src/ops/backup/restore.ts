@@ -15,7 +15,7 @@ import {runHealthChecks, type HealthCheck} from '../health.js'
 import {lockCluster} from '../lock.js'
 import {defaultKeyFile, readManifest, storeHosts, verifyBackup} from './backup.js'
 import {decryptor, loadBackupKey} from './crypto.js'
-import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
+import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, whileCoordinatorLoads, type KafkaSnapshot} from './kafka.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 import {openBackupStore, type BackupStore} from './store.js'
 import type {S3EndpointOptions} from './s3-endpoint.js'
@@ -131,7 +131,7 @@ async function restoreFrom(
     kafka = {session, admin, snapshot}
     opened(kafka)
     await admin.connect()
-    refuseActiveGroups(await activeGroups(admin, snapshot.groups.map((g) => g.groupId)))
+    refuseActiveGroups(await whileCoordinatorLoads(() => activeGroups(admin, snapshot.groups.map((g) => g.groupId))))
   }
   const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
   try {
