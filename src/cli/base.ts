@@ -1,5 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {RemoteError, UserError} from '../errors.js'
+import type {S3EndpointOptions} from '../ops/backup/s3-endpoint.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -87,6 +88,31 @@ export const acceptKeysFlag = Flags.boolean({
   default: false,
 })
 
-export const backupToFlag = Flags.string({description: "Where the sets are: a directory (default: backups/ beside cluster.yaml), or s3://imctl-backups[/PREFIX] on the cluster's own MinIO (written with the imctl-backup key)."})
+export const backupToFlag = Flags.string({description: "Where the sets are: a directory (default: backups/ beside cluster.yaml), or s3://imctl-backups[/PREFIX] on the cluster's own MinIO (written with the imctl-backup key), or s3://BUCKET[/PREFIX] with --s3-endpoint."})
 
 export const backupKeyFlag = Flags.string({description: 'Backup key file (default: ~/.config/imctl/<cluster>.backup-key).'})
+
+/**
+ * An S3-compatible endpoint outside the cluster for `--to s3://BUCKET/PREFIX`.
+ * No secret goes on the command line: the keys come from AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or from --s3-credentials.
+ */
+export const s3EndpointFlags = {
+  's3-endpoint': Flags.string({description: "With --to s3://BUCKET/PREFIX: an S3-compatible endpoint outside the cluster (https://s3.example.com, http://10.0.0.5:9000) instead of the cluster's own MinIO. Keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials."}),
+  's3-region': Flags.string({description: 'Region of the S3 endpoint (default: $AWS_REGION, else us-east-1).', dependsOn: ['s3-endpoint']}),
+  's3-credentials': Flags.string({description: "A credentials file in AWS's format (mode 0600: [default] with aws_access_key_id and aws_secret_access_key), instead of the environment.", dependsOn: ['s3-endpoint']}),
+  's3-ca': Flags.string({description: "PEM file of the CA that signed the endpoint's TLS certificate (default: $AWS_CA_BUNDLE, else the system's CAs). Certificates are always verified.", dependsOn: ['s3-endpoint']}),
+  's3-path-style': Flags.boolean({description: 'Address buckets as paths (MinIO and most S3-compatible servers); --no-s3-path-style for virtual-hosted buckets.', allowNo: true, default: true}),
+}
+
+/** The endpoint options from those flags, or undefined without --s3-endpoint. */
+export function s3Options(flags: {'s3-endpoint'?: string; 's3-region'?: string; 's3-credentials'?: string; 's3-ca'?: string; 's3-path-style'?: boolean}): S3EndpointOptions | undefined {
+  if (!flags['s3-endpoint']) return undefined
+  return {
+    endpoint: flags['s3-endpoint'],
+    ...(flags['s3-region'] ? {region: flags['s3-region']} : {}),
+    ...(flags['s3-credentials'] ? {credentialsFile: flags['s3-credentials']} : {}),
+    ...(flags['s3-ca'] ? {caFile: flags['s3-ca']} : {}),
+    pathStyle: flags['s3-path-style'] ?? true,
+  }
+}

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
+import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag, s3EndpointFlags, s3Options} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {createBackup, type ArtifactRecord} from '../../ops/backup/backup.js'
 import {PG_FORMATS, PG_STAGING_DIR, type PgFormat} from '../../ops/backup/postgres.js'
@@ -25,6 +25,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
     to: backupToFlag,
+    ...s3EndpointFlags,
     key: backupKeyFlag,
     'pg-format': Flags.string({
       description: `PostgreSQL dump format. directory: pg_dump -Fd with parallel jobs (the host's cores, at most 8), staged in ${PG_STAGING_DIR} on the database host (the largest database must fit there, checked first) and streamed out as one tar. custom: pg_dump -Fc in one job, streamed without a copy on the host: use it on a host short of disk.`,
@@ -39,6 +40,7 @@ export default class BackupCreate extends BaseCommand<typeof BackupCreate> {
     const r = await createBackup({
       configFile: this.flags.config,
       ...(this.flags.to ? {to: this.flags.to} : {}),
+      ...(s3Options(this.flags) ? {s3: s3Options(this.flags)!} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
       kafkaData: this.flags['kafka-data'],
       pgFormat: this.flags['pg-format'] as PgFormat,

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
+import {BaseCommand, backupKeyFlag, backupToFlag, configFlag, s3EndpointFlags, s3Options} from '../../cli/base.js'
 import {pruneBackups} from '../../ops/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
@@ -10,12 +10,13 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
     config: configFlag,
     keep: Flags.string({description: 'Retention: daily=N,weekly=N,monthly=N (any of them).', required: true}),
     to: backupToFlag,
+    ...s3EndpointFlags,
     key: backupKeyFlag,
     'dry-run': Flags.boolean({description: 'Say what would be deleted; delete nothing.', default: false}),
   }
 
   async run(): Promise<void> {
-    const r = await pruneBackups({configFile: this.flags.config, keep: this.flags.keep, dryRun: this.flags['dry-run'], ...(this.flags.to ? {to: this.flags.to} : {}), ...(this.flags.key ? {keyFile: this.flags.key} : {})})
+    const r = await pruneBackups({configFile: this.flags.config, keep: this.flags.keep, dryRun: this.flags['dry-run'], ...(this.flags.to ? {to: this.flags.to} : {}), ...(s3Options(this.flags) ? {s3: s3Options(this.flags)!} : {}), ...(this.flags.key ? {keyFile: this.flags.key} : {})})
     this.output(r, (x) =>
       [
         `${x.dryRun ? 'Would keep' : 'Kept'} ${x.kept.length} sets (newest ${x.verified} verified): ${x.kept.join(', ')}`,

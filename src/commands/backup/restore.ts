@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
+import {acceptKeysFlag, BaseCommand, backupKeyFlag, backupToFlag, configFlag, s3EndpointFlags, s3Options} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {restoreBackup} from '../../ops/backup/restore.js'
 
@@ -19,6 +19,7 @@ export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
     config: configFlag,
     'accept-new-host-keys': acceptKeysFlag,
     to: backupToFlag,
+    ...s3EndpointFlags,
     key: backupKeyFlag,
     'allow-other-release': Flags.boolean({description: 'Restore a set made on another release: its data may not fit this release\'s schema.', default: false}),
   }
@@ -30,6 +31,7 @@ export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
       configFile: this.flags.config,
       id: args.id,
       ...(this.flags.to ? {to: this.flags.to} : {}),
+      ...(s3Options(this.flags) ? {s3: s3Options(this.flags)!} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
       allowOtherRelease: this.flags['allow-other-release'],
       acceptNewHostKeys: this.flags['accept-new-host-keys'],

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backupKeyFlag, backupToFlag, configFlag} from '../../cli/base.js'
+import {BaseCommand, backupKeyFlag, backupToFlag, configFlag, s3EndpointFlags, s3Options} from '../../cli/base.js'
 import {terminalIo} from '../../cli/io.js'
 import {scheduleBackup} from '../../ops/backup/schedule.js'
 
@@ -21,6 +21,7 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
     every: Flags.string({description: 'How often: Nh (N divides 24), Nd (up to 28) or 1w (Mondays).', exclusive: ['status', 'disable']}),
     at: Flags.string({description: 'Time of day of the runs, HH:MM in this machine\'s time zone (default 02:00; for Nh, 00:00).', dependsOn: ['every']}),
     to: backupToFlag,
+    ...s3EndpointFlags,
     key: backupKeyFlag,
     'kafka-data': Flags.boolean({description: 'Back up every Kafka record too.', default: false}),
     'pg-format': Flags.string({description: 'PostgreSQL dump format of the runs (see `backup create --pg-format`): directory (parallel, staged on the database host) or custom (streamed, no copy on the host, for a host short of disk).', options: ['directory', 'custom'], default: 'directory'}),
@@ -35,6 +36,7 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
       ...(this.flags.every ? {every: this.flags.every} : {}),
       ...(this.flags.at ? {at: this.flags.at} : {}),
       ...(this.flags.to ? {to: this.flags.to} : {}),
+      ...(s3Options(this.flags) ? {s3: s3Options(this.flags)!} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
       kafkaData: this.flags['kafka-data'],
       pgFormat: this.flags['pg-format'] as 'custom' | 'directory',

@@ -16,6 +16,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
 import {createHash} from 'node:crypto'
+import {Agent as HttpsAgent} from 'node:https'
 import {Readable, Writable} from 'node:stream'
 import type {ClusterModel} from '../../ops/cluster.js'
 import type {HostConnection} from '../../transport/types.js'
@@ -71,6 +72,60 @@ export async function openMinioS3(conn: HostConnection, address: string, port: n
       await tunnel.close()
     },
   }
+}
+
+/** An S3-compatible endpoint outside the cluster (a company's S3, another MinIO). */
+export interface S3EndpointSpec {
+  /** http(s)://host[:port], no credentials in it. */
+  endpoint: string
+  region: string
+  credentials: {accessKeyId: string; secretAccessKey: string; sessionToken?: string}
+  /** PEM CA bundle that TLS certificates must chain to, instead of Node's own CA list. */
+  ca?: Buffer
+  /** Buckets as paths (MinIO and most S3-compatible servers) rather than as host names. */
+  pathStyle: boolean
+}
+
+/**
+ * imctl's S3 client for an endpoint reached directly from this machine. TLS
+ * certificates are always verified: against `ca` when given, else Node's CA list.
+ */
+export function openS3Endpoint(spec: S3EndpointSpec): MinioS3 {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+  const client = new S3Client({
+    endpoint: spec.endpoint,
+    forcePathStyle: spec.pathStyle,
+    region: spec.region,
+    credentials: spec.credentials,
+    maxAttempts: 3,
+    requestHandler: {connectionTimeout: 10_000, socketTimeout: 120_000, ...(spec.ca ? {httpsAgent: new HttpsAgent({ca: spec.ca, keepAlive: true})} : {})},
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  })
+  const opts = () => ({abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
+  return {
+    client,
+    target: spec.endpoint,
+    async put(bucket, k, body) {
+      await client.send(new PutObjectCommand({Bucket: bucket, Key: k, Body: body, ContentLength: body.length}), opts())
+    },
+    async get(bucket, k) {
+      const res = await client.send(new GetObjectCommand({Bucket: bucket, Key: k}), opts())
+      if (!res.Body) throw new Error(`GET ${bucket}/${k} returned no body`)
+      return Buffer.from(await res.Body.transformToByteArray())
+    },
+    async delete(bucket, k) {
+      await client.send(new DeleteObjectCommand({Bucket: bucket, Key: k}), opts())
+    },
+    async close() {
+      client.destroy()
+    },
+  }
+}
+
+/** HeadBucket: throws what S3 said when the bucket cannot be reached with the key. */
+export async function probeBucket(client: S3Client, bucket: string): Promise<void> {
+  await client.send(new HeadBucketCommand({Bucket: bucket}), {abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
 }
 
 export function sha256(data: Buffer): string {

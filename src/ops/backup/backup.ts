@@ -21,6 +21,7 @@ import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka}
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
 import {backupPostgres, COUNT_ROWS_SQL, MANIFEST_FORMAT, manifestFormatProblem, parseCounts, readPgServer, type PgArtifactInfo, type PgFormat} from './postgres.js'
 import {backupRoot, isS3, openBackupStore, parseS3Url, type BackupStore} from './store.js'
+import type {S3EndpointOptions} from './s3-endpoint.js'
 import {commandOutput} from '../../transport/stream.js'
 import {localPort, onStore} from './store-host.js'
 
@@ -55,6 +56,8 @@ export interface BackupOptions {
   configFile: string
   /** Where sets are kept (default: backups/ beside cluster.yaml). */
   to?: string
+  /** With an s3:// `to`: an S3-compatible endpoint outside the cluster instead of the cluster's MinIO. */
+  s3?: S3EndpointOptions
   /** The key file (default: ~/.config/imctl/<cluster>.backup-key, apart from the backups). */
   keyFile?: string
   acceptNewHostKeys?: boolean
@@ -95,7 +98,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   const conns = await connectHosts(model.config, hosts, opts)
   let store: BackupStore | undefined
   try {
-    store = await openBackupStore(model, opts.to, {conns, io: opts.io})
+    store = await openBackupStore(model, opts.to, {conns, io: opts.io, s3: opts.s3})
     const startedAt = new Date()
     const id = newId(startedAt)
     const dir = `${store.root}/${id}`
@@ -279,9 +282,9 @@ export interface BackupSetSummary {
 }
 
 /** `imctl backup list`: every set, complete or not; only a set with its manifest is complete. */
-export async function listBackups(opts: {configFile: string; to?: string; io?: IoHost; acceptNewHostKeys?: boolean; store?: BackupStore}): Promise<{root: string; sets: BackupSetSummary[]}> {
+export async function listBackups(opts: {configFile: string; to?: string; s3?: S3EndpointOptions; io?: IoHost; acceptNewHostKeys?: boolean; store?: BackupStore}): Promise<{root: string; sets: BackupSetSummary[]}> {
   const model = loadCluster(opts.configFile)
-  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false}))
+  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, s3: opts.s3}))
   try {
     const sets: BackupSetSummary[] = []
     for (const set of await store.list()) {
@@ -328,10 +331,10 @@ export async function checkSetId(store: BackupStore, id: string): Promise<void> 
  * and GCM tag, each artifact read once (from a directory or from S3 alike).
  * `store`: a store opened already (deep verify, restore); else `to` is opened.
  */
-export async function verifyBackup(opts: {configFile: string; id: string; to?: string; keyFile?: string; store?: BackupStore; io?: IoHost; acceptNewHostKeys?: boolean}): Promise<VerifyResult> {
+export async function verifyBackup(opts: {configFile: string; id: string; to?: string; s3?: S3EndpointOptions; keyFile?: string; store?: BackupStore; io?: IoHost; acceptNewHostKeys?: boolean}): Promise<VerifyResult> {
   const model = loadCluster(opts.configFile)
   const key = loadBackupKey(opts.keyFile ?? defaultKeyFile(model.config.name), false)
-  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false}))
+  const store = opts.store ?? (await openBackupStore(model, opts.to, {io: opts.io ?? silentIo, acceptNewHostKeys: opts.acceptNewHostKeys ?? false, s3: opts.s3}))
   try {
     await checkSetId(store, opts.id)
     const problems: VerifyResult['problems'] = []

@@ -189,6 +189,24 @@ function drained(out: PassThrough): Promise<void> {
   })
 }
 
+/**
+ * Runs `fn` again while Kafka's group coordinator is not ready, for up to `ms`: a
+ * fresh broker creates and loads its offsets topic at the first group request and
+ * answers "not the correct coordinator" or "loading" meanwhile, longer than the
+ * client's own retries on a busy machine.
+ */
+export async function whileCoordinatorLoads<T>(fn: () => Promise<T>, ms = 120_000, pauseMs = 2000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      return await fn()
+    } catch (e) {
+      if (Date.now() > deadline || !/coordinator/i.test((e as Error).message ?? '')) throw e
+      await new Promise((r) => setTimeout(r, pauseMs))
+    }
+  }
+}
+
 /** Groups of the set that have members now: their offsets cannot be set while they consume. */
 export async function activeGroups(admin: Admin, groupIds: string[]): Promise<{groupId: string; state: string; members: string[]}[]> {
   if (!groupIds.length) return []

@@ -4,6 +4,7 @@ import {loadCluster} from '../cluster.js'
 import {listBackups, verifyBackup} from './backup.js'
 import {parseRetention, retained, type RetentionPolicy} from './retention.js'
 import {openBackupStore, type BackupStore} from './store.js'
+import type {S3EndpointOptions} from './s3-endpoint.js'
 
 export interface PruneResult {
   kept: string[]
@@ -15,9 +16,9 @@ export interface PruneResult {
 }
 
 /** `imctl backup prune`: keeps what the policy says, and never deletes before the newest kept set has verified. */
-export async function pruneBackups(opts: {configFile: string; keep: string; to?: string; keyFile?: string; dryRun: boolean; now?: Date; io?: IoHost}): Promise<PruneResult> {
+export async function pruneBackups(opts: {configFile: string; keep: string; to?: string; s3?: S3EndpointOptions; keyFile?: string; dryRun: boolean; now?: Date; io?: IoHost}): Promise<PruneResult> {
   const policy = parseRetention(opts.keep)
-  const store = await openBackupStore(loadCluster(opts.configFile), opts.to, {io: opts.io ?? silentIo})
+  const store = await openBackupStore(loadCluster(opts.configFile), opts.to, {io: opts.io ?? silentIo, s3: opts.s3})
   try {
     return await pruneIn(store, policy, opts)
   } finally {

@@ -14,17 +14,20 @@ import {runHealthChecks, type HealthCheck} from '../health.js'
 import {lockCluster} from '../lock.js'
 import {defaultKeyFile, readManifest, storeHosts, verifyBackup} from './backup.js'
 import {decryptor, loadBackupKey} from './crypto.js'
-import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
+import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, whileCoordinatorLoads, type KafkaSnapshot} from './kafka.js'
 import {checkPostgresRestore, readPgServer, restorePostgres} from './postgres.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 import {openBackupStore, type BackupStore} from './store.js'
 import {localPort, managedFile, onStore, redisPutSteps, runStoreStep, serviceStep, type StoreName} from './store-host.js'
 import {engineNames} from '../../transport/engine-names.js'
+import type {S3EndpointOptions} from './s3-endpoint.js'
 
 export interface RestoreOptions {
   configFile: string
   id: string
   to?: string
+  /** With an s3:// `to`: an S3-compatible endpoint outside the cluster. */
+  s3?: S3EndpointOptions
   keyFile?: string
   /** Where the set is, opened already, when it belongs to another cluster (deep verify restores into a sandbox). */
   store?: BackupStore
@@ -46,6 +49,8 @@ export interface RestoreResult {
   keptAside: string[]
   /** Stores of the set not restored because this cluster lacks their component (only with skipAbsentStores). */
   skipped: string[]
+  /** Keys in Redis once the set's RDB was loaded, before ejabberd started on it (which adds its own). */
+  redisKeys: number
   health: HealthCheck[]
   healthy: boolean
 }
@@ -65,7 +70,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   let store: BackupStore | undefined
   let kafka: {session: KafkaSession; admin: Admin; snapshot: KafkaSnapshot} | undefined
   try {
-    store = opts.store ?? (await openBackupStore(model, opts.to, {conns, io: opts.io}))
+    store = opts.store ?? (await openBackupStore(model, opts.to, {conns, io: opts.io, s3: opts.s3}))
     return await restoreFrom(model, opts, store, conns, keyFile, (k) => (kafka = k))
   } finally {
     if (kafka) {
@@ -127,7 +132,7 @@ async function restoreFrom(
     kafka = {session, admin, snapshot}
     opened(kafka)
     await admin.connect()
-    refuseActiveGroups(await activeGroups(admin, snapshot.groups.map((g) => g.groupId)))
+    refuseActiveGroups(await whileCoordinatorLoads(() => activeGroups(admin, snapshot.groups.map((g) => g.groupId))))
   }
   const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
   try {
@@ -157,7 +162,7 @@ async function restoreFrom(
       await runStoreStep(redis, step, () => artifact('redis-dump.rdb.gz.enc'))
     }
     keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}${redis.kind === 'engine' ? ` (in volume ${engineNames.volume(model.config.name, 'redis', 'data')})` : ''}`)
-    await rebuildAof(redis, model, say, () => service(redis, 'redis', 'start'), writeConf(conf.content, 'put the managed redis.conf back (AOF on, as now at runtime)'))
+    const redisKeys = await rebuildAof(redis, model, say, () => service(redis, 'redis', 'start'), writeConf(conf.content, 'put the managed redis.conf back (AOF on, as now at runtime)'))
 
     // ejabberd: start it on the restored stores, then load its internal database.
     say(im.host.name, 'start ejabberd and restore its internal database')
@@ -206,7 +211,7 @@ async function restoreFrom(
     const health = await waitForHealth(model, conns)
     const entry = auditEntry(`imctl backup restore ${opts.id}`, model.config.release, health.every((h) => h.ok) ? 'ok' : 'failed', steps.length, 0, steps)
     await Promise.allSettled([...conns.values()].map((x) => x.exec(appendAuditCommand(entry))))
-    return {id: opts.id, cluster: model.config.name, steps, keptAside, skipped: absent, health, healthy: health.every((h) => h.ok)}
+    return {id: opts.id, cluster: model.config.name, steps, keptAside, skipped: absent, redisKeys, health, healthy: health.every((h) => h.ok)}
   } finally {
     await lock.release()
   }
@@ -223,7 +228,7 @@ async function text(stream: Readable): Promise<string> {
  * loaded with AOF off (redisPutSteps wrote that config), then AOF is switched on at
  * runtime, which rewrites it from the loaded data; the managed config then matches again.
  */
-async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void, start: () => Promise<void>, managedConf: RemoteCommand): Promise<void> {
+async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void, start: () => Promise<void>, managedConf: RemoteCommand): Promise<number> {
   say(redis.host.name, 'load the RDB with AOF off, then rebuild the AOF from it')
   await start()
   const port = String(localPort(model, redis.kind, 'redis'))
@@ -236,8 +241,9 @@ async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: s
     '    echo "$info" | grep -q "^aof_last_bgrewrite_status:ok" || { echo "AOF rewrite failed" >&2; exit 1; }; break; fi; ' +
     '  i=$((i+1)); [ $i -gt 1800 ] && { echo "AOF rewrite did not finish" >&2; exit 1; }; sleep 0.5; done; ' +
     'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE'
-  await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
+  const loaded = await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
   await redis.exec(managedConf)
+  return Number(loaded.stdout.trim().split('\n').pop())
 }
 
 async function waitFor<T>(fn: () => Promise<T>, ms: number): Promise<T> {

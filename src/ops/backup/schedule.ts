@@ -1,4 +1,4 @@
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {homedir, userInfo} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
@@ -9,6 +9,7 @@ import {loadCluster} from '../cluster.js'
 import {defaultKeyFile} from './backup.js'
 import {loadBackupKey} from './crypto.js'
 import {isS3, parseS3Url} from './store.js'
+import {checkEndpointUrl, loadS3Credentials, s3EndpointArgs, type S3Credentials, type S3EndpointOptions} from './s3-endpoint.js'
 
 /** `--every 6h|1d|2d|1w` and `--at HH:MM` as a systemd calendar event, and the interval in seconds. */
 export function onCalendar(every: string, at?: string): {calendar: string; seconds: number} {
@@ -50,6 +51,8 @@ export interface BackupUnitSpec {
   user?: string
   every: string
   at?: string
+  /** A file (0600) of environment variables for the run: the S3 keys, which never go into ExecStart. */
+  environmentFile?: string
 }
 
 /** The service (one `imctl backup create --json` run, its output in the journal) and its timer. Pure. */
@@ -65,6 +68,7 @@ export function backupUnits(spec: BackupUnitSpec): {service: string; timer: stri
     '[Service]',
     'Type=oneshot',
     ...(spec.user ? [`User=${spec.user}`] : []),
+    ...(spec.environmentFile ? [`EnvironmentFile=${systemdQuote(spec.environmentFile)}`] : []),
     `ExecStart=${spec.argv.map(systemdQuote).join(' ')}`,
     // Its JSON result and progress lines stay in the journal: journalctl -u <unit>.
     'StandardOutput=journal',
@@ -149,6 +153,8 @@ export interface ScheduleOptions {
   every?: string
   at?: string
   to?: string
+  /** With an s3:// `to`: an S3-compatible endpoint outside the cluster. */
+  s3?: S3EndpointOptions
   keyFile?: string
   kafkaData?: boolean
   /** PostgreSQL's dump format for the runs; `directory`, the default, is left off the command line. */
@@ -157,6 +163,9 @@ export interface ScheduleOptions {
   status?: boolean
   systemd?: Systemd
   io: IoHost
+  /** Where the S3 keys taken from the environment are kept for the runs (default ~/.config/imctl, beside the backup key). */
+  credentialsDir?: string
+  env?: NodeJS.ProcessEnv
   /** The imctl to run: node and bin/run.js of this checkout or install (tests pin them). */
   imctl?: string[]
 }
@@ -185,6 +194,7 @@ export async function scheduleBackup(opts: ScheduleOptions): Promise<ScheduleRes
   const systemd = opts.systemd ?? localSystemd()
   const unit = unitName(model.config.name)
   const files = [join(systemd.unitDir, `${unit}.service`), join(systemd.unitDir, `${unit}.timer`)]
+  const envFile = join(opts.credentialsDir ?? join(homedir(), '.config', 'imctl'), `${unit}.s3.env`)
   const ctl = async (args: string[], what: string, ok = [0]) => {
     const r = await systemd.systemctl(args)
     if (!ok.includes(r.exitCode)) throw new UserError(`systemctl ${args.join(' ')} (${what}) failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`, [systemd.scope === 'user' ? 'Is there a systemd user instance (`systemctl --user status`)? Run as root to use system units instead.' : 'See `journalctl -xe`.'])
@@ -196,7 +206,7 @@ export async function scheduleBackup(opts: ScheduleOptions): Promise<ScheduleRes
 
   if (opts.disable) {
     await ctl(['disable', '--now', `${unit}.timer`], 'stop and disable the timer', [0, 1, 5])
-    const removed = files.filter((f) => existsSync(f))
+    const removed = [...files, envFile].filter((f) => existsSync(f))
     for (const f of removed) rmSync(f)
     await ctl(['daemon-reload'], 're-read the units')
     return {...(await status(systemd, unit, files)), action: 'disabled', files: removed}
@@ -207,21 +217,50 @@ export async function scheduleBackup(opts: ScheduleOptions): Promise<ScheduleRes
   }
 
   if (opts.to && isS3(opts.to) && !parseS3Url(opts.to)) throw new UserError(`--to ${opts.to}: write s3://BUCKET or s3://BUCKET/PREFIX`)
+  if (opts.s3 && !isS3(opts.to)) throw new UserError(`--s3-endpoint ${opts.s3.endpoint} needs --to s3://BUCKET[/PREFIX]`)
+  const env = opts.env ?? process.env
+  // The run gets the endpoint as flags (no secret among them), with what came from the environment made explicit;
+  // keys from the environment go into a 0600 file that systemd reads, never into ExecStart.
+  const s3 = opts.s3 ? {...opts.s3, endpoint: checkEndpointUrl(opts.s3.endpoint), region: opts.s3.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1', ...((opts.s3.caFile ?? env.AWS_CA_BUNDLE) ? {caFile: resolve((opts.s3.caFile ?? env.AWS_CA_BUNDLE)!)} : {})} : undefined
+  const fromEnv = s3 ? loadS3Credentials(s3, env) : undefined
+  const envText = fromEnv?.source === 'environment' ? credentialsEnvFile(fromEnv.credentials) : undefined
   const configFile = resolve(opts.configFile)
   const keyFile = resolve(opts.keyFile ?? defaultKeyFile(model.config.name))
   // Made now, with the warning where someone reads it, not later in a journal.
   const key = loadBackupKey(keyFile, true)
   if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
   const imctl = opts.imctl ?? [process.execPath, join(packageRoot, 'bin', 'run.js')]
-  const argv = [...imctl, 'backup', 'create', '--json', '-c', configFile, '--key', keyFile, ...(opts.to ? ['--to', isS3(opts.to) ? opts.to : resolve(opts.to)] : []), ...(opts.kafkaData ? ['--kafka-data'] : []), ...(opts.pgFormat === 'custom' ? ['--pg-format', 'custom'] : [])]
-  const units = backupUnits({unit, cluster: model.config.name, argv, ...(systemd.scope === 'system' ? {user: userInfo().username} : {}), every: opts.every, ...(opts.at ? {at: opts.at} : {})})
+  const argv = [...imctl, 'backup', 'create', '--json', '-c', configFile, '--key', keyFile, ...(opts.to ? ['--to', isS3(opts.to) ? opts.to : resolve(opts.to)] : []), ...(s3 ? s3EndpointArgs(s3) : []), ...(opts.kafkaData ? ['--kafka-data'] : []), ...(opts.pgFormat === 'custom' ? ['--pg-format', 'custom'] : [])]
+  const units = backupUnits({unit, cluster: model.config.name, argv, ...(systemd.scope === 'system' ? {user: userInfo().username} : {}), every: opts.every, ...(opts.at ? {at: opts.at} : {}), ...(envText ? {environmentFile: envFile} : {})})
+  const envChanged = envText ? writeSecretFile(envFile, envText) : existsSync(envFile) && (rmSync(envFile), true)
   const changed = [writeUnit(files[0]!, units.service), writeUnit(files[1]!, units.timer)].some(Boolean)
   if (changed) await ctl(['daemon-reload'], 're-read the units')
   await ctl(['enable', '--now', `${unit}.timer`], 'enable and start the timer')
   // A changed schedule takes effect at once: restart recomputes the next run.
   if (changed) await ctl(['restart', `${unit}.timer`], 'restart the timer')
+  if (envChanged && envText) opts.io.notify({type: 'info', message: `the S3 keys from the environment are kept for the runs in ${envFile} (mode 0600); schedule again when they change`})
+  if (fromEnv?.credentials.sessionToken) opts.io.notify({type: 'warning', message: 'the S3 keys carry a session token: temporary keys expire, and the scheduled runs then fail; give long-lived keys or a credentials file that is kept fresh (--s3-credentials)'})
   if (systemd.scope === 'user') opts.io.notify({type: 'warning', message: `the timer is one of your own user units: it runs while you are logged in, or always after \`loginctl enable-linger ${userInfo().username}\``})
   return {...(await status(systemd, unit, files)), action: changed ? 'scheduled' : 'unchanged', files}
+}
+
+/** The keys as systemd's EnvironmentFile reads them; values are checked to need no quoting. */
+export function credentialsEnvFile(c: S3Credentials): string {
+  const lines = [['AWS_ACCESS_KEY_ID', c.accessKeyId], ['AWS_SECRET_ACCESS_KEY', c.secretAccessKey], ...(c.sessionToken ? [['AWS_SESSION_TOKEN', c.sessionToken]] : [])]
+  for (const [name, value] of lines) {
+    if (!/^[A-Za-z0-9/+=._~:-]+$/.test(value!)) throw new UserError(`${name} has characters a systemd environment file would need quoted`, ['Give the keys in a credentials file (mode 0600) with --s3-credentials instead.'])
+  }
+  return ['# Written by `imctl backup schedule`: the S3 keys of the scheduled backups. Keep it 0600.', ...lines.map(([n, v]) => `${n}=${v}`), ''].join('\n')
+}
+
+/** Writes a secret file (0600, atomically) only when its content differs; true when it changed. */
+function writeSecretFile(file: string, content: string): boolean {
+  if (existsSync(file) && readFileSync(file, 'utf8') === content && (statSync(file).mode & 0o077) === 0) return false
+  mkdirSync(dirname(file), {recursive: true, mode: 0o700})
+  const tmp = `${file}.imctl-tmp-${process.pid}`
+  writeFileSync(tmp, content, {mode: 0o600})
+  renameSync(tmp, file)
+  return true
 }
 
 const never = (v: string | undefined) => (!v || v === 'n/a' || v === '0' ? null : v)

@@ -2,11 +2,12 @@ import {createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync,
 import {dirname, join, resolve} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 import {IMCTL_KEYS} from '../../components/minio/index.js'
-import {deleteKeys, getObjectStream, listObjects, listPrefixes, ObjectWriter, openClusterS3, s3ErrorText, type MinioS3} from '../../components/minio/s3.js'
+import {deleteKeys, getObjectStream, listObjects, listPrefixes, ObjectWriter, openClusterS3, openS3Endpoint, probeBucket, s3ErrorText, type MinioS3} from '../../components/minio/s3.js'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
 import type {HostConnection} from '../../transport/types.js'
 import {closeAll, connectHosts, type ClusterModel} from '../cluster.js'
+import {resolveS3Endpoint, tlsHint, type S3EndpointOptions} from './s3-endpoint.js'
 
 /** One artifact being stored: write into `sink`, then `commit`; `abort` when anything failed. */
 export interface ArtifactWriter {
@@ -134,20 +135,30 @@ export function s3Store(s3: MinioS3, bucket: string, prefix: string, onClose: ()
 /** The key imctl writes backups with: it may use its own bucket and nothing else. */
 const BACKUP_KEY = IMCTL_KEYS.find((k) => k.user === 'imctl-backup')!
 
+/** Where the sets are, as every backup command takes it: `--to` and, for an S3 outside the cluster, the endpoint. */
+export interface BackupTarget {
+  to?: string
+  s3?: S3EndpointOptions
+}
+
 /**
  * Opens where the cluster's sets are: `--to DIR` (default backups/ beside
- * cluster.yaml), or `--to s3://imctl-backups/PREFIX` on the cluster's own MinIO
- * with the imctl-backup key, through the connections given or its own to the
- * MinIO hosts.
+ * cluster.yaml); `--to s3://BUCKET/PREFIX` with `s3` set: that bucket on an
+ * S3-compatible endpoint outside the cluster; `--to s3://imctl-backups/PREFIX`
+ * alone: the cluster's own MinIO with the imctl-backup key, through the
+ * connections given or its own to the MinIO hosts.
  */
-export async function openBackupStore(model: ClusterModel, to: string | undefined, opts: {conns?: Map<string, HostConnection>; io: IoHost; acceptNewHostKeys?: boolean}): Promise<BackupStore> {
+export async function openBackupStore(model: ClusterModel, to: string | undefined, opts: {conns?: Map<string, HostConnection>; io: IoHost; acceptNewHostKeys?: boolean; s3?: S3EndpointOptions | undefined}): Promise<BackupStore> {
+  if (opts.s3 && !isS3(to)) throw new UserError(`--s3-endpoint ${opts.s3.endpoint} needs --to s3://BUCKET[/PREFIX]: the bucket to keep the sets in`)
   if (!isS3(to)) return dirStore(backupRoot(model, to))
   const url = parseS3Url(to!)
   if (!url) throw new UserError(`--to ${to}: write s3://BUCKET or s3://BUCKET/PREFIX`)
+  const under = [url.prefix, model.config.name].filter(Boolean).join('/')
+  if (opts.s3) return openExternalStore(opts.s3, url.bucket, under, to!)
   const placement = model.config.components.minio
-  if (!placement) throw new UserError(`--to ${to}: this cluster has no MinIO to keep backups in`, ['Give a directory with --to, or add MinIO to the cluster (components.minio) and install it.'])
+  if (!placement) throw new UserError(`--to ${to}: this cluster has no MinIO to keep backups in`, ['Give a directory with --to, or an S3 endpoint outside the cluster with --s3-endpoint, or add MinIO to the cluster (components.minio) and install it.'])
   if (url.bucket !== BACKUP_KEY.bucket) {
-    throw new UserError(`--to ${to}: backups go to bucket ${BACKUP_KEY.bucket}, the only one imctl's backup key (${BACKUP_KEY.user}) may use`, [`Write --to s3://${BACKUP_KEY.bucket}${url.prefix ? `/${url.prefix}` : ''}.`])
+    throw new UserError(`--to ${to}: backups go to bucket ${BACKUP_KEY.bucket}, the only one imctl's backup key (${BACKUP_KEY.user}) may use`, [`Write --to s3://${BACKUP_KEY.bucket}${url.prefix ? `/${url.prefix}` : ''}, or add --s3-endpoint URL for a bucket outside the cluster.`])
   }
   const hosts = model.config.hosts.filter((h) => placement.hosts.includes(h.name))
   const own = opts.conns && hosts.every((h) => opts.conns!.has(h.name)) ? null : await connectHosts(model.config, hosts, {io: opts.io, acceptNewHostKeys: opts.acceptNewHostKeys ?? false})
@@ -159,7 +170,26 @@ export async function openBackupStore(model: ClusterModel, to: string | undefine
     if (own) await closeAll(own)
     throw new UserError(`--to ${to}: ${s3ErrorText(e)}`, ['Check MinIO with `imctl health`; `imctl install` puts the bucket and the key back.'])
   }
-  return s3Store(s3, url.bucket, [url.prefix, model.config.name].filter(Boolean).join('/'), async () => {
+  return s3Store(s3, url.bucket, under, async () => {
     if (own) await closeAll(own)
   })
+}
+
+/** A bucket on an S3-compatible endpoint outside the cluster: it must exist and take the key (imctl creates no bucket there). */
+async function openExternalStore(opts: S3EndpointOptions, bucket: string, under: string, to: string): Promise<BackupStore> {
+  const s3 = openS3Endpoint(resolveS3Endpoint(opts))
+  try {
+    await probeBucket(s3.client, bucket)
+  } catch (e) {
+    await s3.close()
+    const text = s3ErrorText(e)
+    const status = (e as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
+    const hint = tlsHint(text)
+    throw new UserError(`--to ${to} on ${opts.endpoint}: ${status === 404 ? `bucket ${bucket} does not exist` : text}`, [
+      ...(status === 404 ? [`Create bucket ${bucket} on that endpoint (imctl makes none outside the cluster), with a key that may read, write, list and delete in it.`] : []),
+      ...(status === 403 ? ['Check the keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --s3-credentials) and that they may use that bucket; and --s3-region.'] : []),
+      ...(hint ? [hint] : []),
+    ])
+  }
+  return s3Store(s3, bucket, under)
 }
