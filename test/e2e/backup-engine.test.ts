@@ -125,13 +125,14 @@ describe('backup and restore with every store in a container on an engine host',
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     setId = r.json.result.id
     const counts = (name: string) => r.json.result.artifacts.find((a: {name: string}) => a.name === name)?.counts
-    assert.equal(counts('postgresql-ejabberd.pgdump.enc').archive, 10)
-    assert.equal(counts('postgresql-ejabberd.pgdump.enc').users, 3) // alice, bob and imctl's admin
+    // Every database, in directory format (staged and tarred inside the container).
+    assert.equal(counts('postgresql-ejabberd.pgdir.tar.enc').archive, 10)
+    assert.equal(counts('postgresql-ejabberd.pgdir.tar.enc').users, 3) // alice, bob and imctl's admin
     assert.equal(counts('redis-dump.rdb.gz.enc').keys, 20)
     assert.equal(counts('minio-objects.tar.enc')['chat-media.objects'], 4)
     assert.deepEqual(
       r.json.result.artifacts.map((a: {name: string}) => a.name).sort(),
-      ['cluster.tar.gz.enc', 'ejabberd-config.yml.gz.enc', 'ejabberd-mnesia.backup.gz.enc', 'minio-index.jsonl.gz.enc', 'minio-objects.tar.enc', 'postgresql-ejabberd.pgdump.enc', 'postgresql-globals.sql.gz.enc', 'redis-dump.rdb.gz.enc'],
+      ['cluster.tar.gz.enc', 'ejabberd-config.yml.gz.enc', 'ejabberd-mnesia.backup.gz.enc', 'minio-index.jsonl.gz.enc', 'minio-objects.tar.enc', 'postgresql-ejabberd.pgdir.tar.enc', 'postgresql-globals.sql.gz.enc', 'postgresql-postgres.pgdir.tar.enc', 'redis-dump.rdb.gz.enc'],
     )
     assert.match(r.json.result.versions.postgresql, /^15\./)
     assert.match(r.json.result.versions.ejabberd, /^23\.01/)
