@@ -20,9 +20,9 @@ fetch_log=$(mktemp)
 fetch_pid=$!
 
 npm run test:unit
-# Two e2e files at a time: each has its own sandbox hosts, names and ports, and most
+# Three e2e files at a time: each has its own sandbox hosts, names and ports, and most
 # of their time is spent waiting on hosts (apt, JVM and service starts), not on CPU.
-e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=2)
+e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=3)
 # Tests that install Kafka or MinIO need the artifacts: every other e2e file runs first.
 late=(test/e2e/archive.test.ts test/e2e/backup.test.ts test/e2e/backup-deep.test.ts test/e2e/backup-engine.test.ts test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
 # The Kafka rolling upgrade with a producer and a consumer running throughout takes
