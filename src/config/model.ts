@@ -39,6 +39,8 @@ export interface RedisPlacement {
 export interface EjabberdPlacement {
   host: string
   ports: {c2s: number; http: number; mqtt: number; api: number}
+  /** XMPP with direct TLS: set only when the cluster has `tls:`. */
+  c2sTlsPort?: number
 }
 
 /** Kafka in KRaft mode: every host runs a combined broker and controller. */
@@ -72,6 +74,16 @@ export interface ComponentsConfig {
 
 export type ComponentName = keyof ComponentsConfig
 
+/** TLS on every hop: the CA that issues each component's server certificate. */
+export interface TlsConfig {
+  /** imctl's own CA (in the PKI directory beside the secrets file), or the user's CA files (absolute paths). */
+  ca: {kind: 'imctl'} | {kind: 'file'; cert: string; key: string}
+  /** Validity of an issued server certificate. */
+  days: number
+  /** Absolute path of the directory with the CA (when imctl's) and the issued certificates and keys. */
+  dir: string
+}
+
 export interface ClusterConfig {
   /** Absolute path of the cluster.yaml this came from. */
   file: string
@@ -83,6 +95,8 @@ export interface ClusterConfig {
   knownHostsFile: string
   hosts: HostConfig[]
   components: ComponentsConfig
+  /** Absent: the cluster runs without TLS between its hosts, as before. */
+  tls?: TlsConfig
 }
 
 export function hostByName(config: ClusterConfig, name: string): HostConfig {

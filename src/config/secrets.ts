@@ -3,6 +3,7 @@ import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, wr
 import {dirname} from 'node:path'
 import {parse, stringify} from 'yaml'
 import {UserError} from '../errors.js'
+import type {ClusterPki} from '../pki/pki.js'
 
 /** Every generated credential of a cluster. Lives only in the secrets file (0600). */
 export interface ClusterSecrets {
@@ -13,9 +14,11 @@ export interface ClusterSecrets {
   kafka?: {cluster_id: string; broker_password: string; imctl_password: string}
   /** Present when the cluster has MinIO. */
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
+  /** Present with `tls:`: the CA and the issued certificates, read from the PKI directory (never from the secrets file). */
+  tls?: ClusterPki
 }
 
-type Sections = Required<ClusterSecrets>
+type Sections = Required<Omit<ClusterSecrets, 'tls'>>
 const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   postgresql: ['ejabberd_password'],
   redis: ['password'],
@@ -107,7 +110,9 @@ export function writePrivateFile(file: string, content: string): void {
 
 /** All secret values, for redacting them from any text shown to people. */
 export function secretValues(s: ClusterSecrets): string[] {
-  return Object.values(s).flatMap((section) => Object.values(section as Record<string, string>))
+  const {tls, ...sections} = s
+  // Of the PKI only the private keys are secret.
+  return [...Object.values(sections).flatMap((section) => Object.values(section as Record<string, string>)), ...(tls?.servers.map((c) => c.key) ?? [])]
 }
 
 export function redact(text: string, secrets: string[]): string {
