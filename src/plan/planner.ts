@@ -33,7 +33,7 @@ export interface Step {
   id: string
   host: string
   component: ComponentName
-  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
+  action: 'install' | 'upgrade' | 'write' | 'start' | 'restart' | 'reload' | 'enable' | 'create' | 'update' | 'load' | 'build' | 'recreate' | 'remove' | 'upload' | 'run'
   what: string
   why: string
   diff?: string
@@ -87,6 +87,8 @@ export function planChanges(
           : componentOrder.indexOf(r.component)
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
+  /** Changed files that a unit's reload picks up (certificates). */
+  const reloadableFiles = new Set<string>()
   const installsOn = new Set<string>()
   /** `host:component` whose packages an upgrade changes: their services restart on the new version. */
   const upgraded = new Set<string>()
@@ -152,6 +154,7 @@ export function planChanges(
           break
         }
         if (!contentSame) for (const u of r.notify) changedFilesFor.set(`${r.host}:${u}`, [...(changedFilesFor.get(`${r.host}:${u}`) ?? []), r.path])
+        if (!contentSame && r.reloadable) reloadableFiles.add(`${r.host}:${r.path}`)
         const why = now === null ? 'does not exist' : !contentSame ? 'content differs' : `owner/mode is ${now.owner}:${now.group} ${now.mode}`
         steps.push({
           ...base,
@@ -271,7 +274,10 @@ export function planChanges(
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
         const newVersion = upgraded.has(`${r.host}:${r.component}`)
-        if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
+        const onlyReload = Boolean(r.reload) && s?.active === true && !pending && !newVersion && !installsOn.has(r.host) && changed.length > 0 && changed.every((p) => reloadableFiles.has(`${r.host}:${p}`))
+        if (onlyReload) {
+          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why: `${changed.join(', ')} changed (picked up without a restart)`, run: {type: 'exec', commands: [...r.reload!, clearPendingRestart(r.unit)]}})
+        } else if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
             : pending
@@ -541,8 +547,12 @@ export function restartService(unit: string, enableUnit: string, ready?: RemoteC
     {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
     {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     ...(ready ? [ready] : []),
-    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
+    clearPendingRestart(unit),
   ]
+}
+
+export function clearPendingRestart(unit: string): RemoteCommand {
+  return {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`}
 }
 
 export function enableService(unit: string): RemoteCommand {

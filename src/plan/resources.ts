@@ -50,6 +50,8 @@ export interface FileResource extends Base {
   secret: boolean
   /** Units to restart when this file changes. */
   notify: string[]
+  /** Its units pick a change up on reload (a certificate): reloaded instead of restarted when nothing else changed. */
+  reloadable?: boolean
   /** A systemd unit file: systemd re-reads its units after a change. */
   daemonReload?: boolean
   /** apt reads it (a sources entry or a pin): written before any package step on its host. */
@@ -64,6 +66,8 @@ export interface ServiceResource extends Base {
   enableUnit?: string
   /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
   ready?: RemoteCommand
+  /** Makes the running service re-read its reloadable files (certificates) without dropping clients. */
+  reload?: RemoteCommand[]
 }
 
 export interface PgRoleResource extends Base {
