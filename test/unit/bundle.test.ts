@@ -101,6 +101,7 @@ describe('which packages a bundle carries', () => {
         'ejabberd:erlang-p1-pgsql=1.1.*',
         'ejabberd:erlang-redis-client=1.2.*',
         'host:openjdk-17-jre-headless=17.*',
+        'host:stunnel4=3:5.68-*',
       ],
     )
   })
