@@ -47,6 +47,13 @@ export async function certRotateService(opts: CertRotateOptions): Promise<CertRo
       rotateCa(config)
       // First every host trusts both CAs, while the servers still show certificates of the old one.
       passes.push(await run('hosts trust the new CA beside the old', {acceptPreviousCa: true}))
+      // ejabberd's TLS library (Erlang's ssl) re-reads a changed CA file only when its PEM cache is
+      // cleaned, every 2 minutes by default: until then its new database connections know the old CA only.
+      const wait = caOverlapSeconds()
+      if (wait > 0) {
+        opts.io.notify({type: 'info', message: `waiting ${wait} s until ejabberd has read the new CA file (Erlang's PEM cache)`})
+        await new Promise((r) => setTimeout(r, wait * 1000))
+      }
     }
     ensurePki(config, {reissue: true})
     passes.push(await run('servers switch to their new certificates'))
@@ -57,6 +64,12 @@ export async function certRotateService(opts: CertRotateOptions): Promise<CertRo
     certificates: before.map((b) => ({component: b.component, host: b.host, before: b.serial, after: after.find((a) => a.component === b.component && a.host === b.host)?.serial ?? ''})),
     passes,
   }
+}
+
+/** Seconds between the two passes of a CA rotation: Erlang's PEM cache interval (120 s) and a margin; IMCTL_CERT_CA_OVERLAP_SECONDS overrides it. */
+function caOverlapSeconds(): number {
+  const env = process.env.IMCTL_CERT_CA_OVERLAP_SECONDS
+  return env !== undefined && /^\d+$/.test(env) ? Number(env) : 130
 }
 
 function requireTls(config: ClusterConfig): ClusterConfig {
