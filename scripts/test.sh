@@ -24,7 +24,7 @@ npm run test:unit
 # of their time is spent waiting on hosts (apt, JVM and service starts), not on CPU.
 e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=2)
 # Tests that install Kafka or MinIO need the artifacts: every other e2e file runs first.
-late=(test/e2e/archive.test.ts test/e2e/backup.test.ts test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
+late=(test/e2e/archive.test.ts test/e2e/backup.test.ts test/e2e/backup-engine.test.ts test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
 # The Kafka rolling upgrade with a producer and a consumer running throughout takes
 # about 9 minutes on its own; it runs with IMCTL_E2E_LONG=1 (CI's 30 minutes would not hold it).
 long=(test/e2e/upgrade-kafka.test.ts)

@@ -20,6 +20,8 @@ export interface ComponentContext {
   inContainer(component: ComponentName): boolean
   /** Where `from` reaches `target`: an alias on the engine's cluster network, or a host address and port. */
   endpoint(target: ComponentName, from: ComponentName): Endpoint
+  /** Where `from` reaches the PostgreSQL primary (through its local proxy in Patroni mode). */
+  primaryEndpoint(from: ComponentName): Endpoint
 }
 
 /** A named volume (`imctl-<cluster>-<component>-<name>`) mounted at `path`. */

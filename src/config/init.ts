@@ -4,7 +4,7 @@ import {Document, YAMLMap, YAMLSeq} from 'yaml'
 import {UserError} from '../errors.js'
 import {parseClusterConfig} from './load.js'
 import {ensureSecrets} from './secrets.js'
-import {optionalComponents} from './model.js'
+import {secretSections} from './model.js'
 
 export interface HostAnswer {
   name: string
@@ -81,7 +81,7 @@ export function writeClusterFiles(file: string, a: InitAnswers, opts: {force?: b
   const config = parseClusterConfig(text, abs) // the same validation as `imctl validate`
   mkdirSync(dirname(abs), {recursive: true})
   writeFileSync(abs, text, {mode: 0o644})
-  const {created} = ensureSecrets(config.secretsFile, optionalComponents(config))
+  const {created} = ensureSecrets(config.secretsFile, secretSections(config))
   return {configFile: abs, secretsFile: config.secretsFile, secretsCreated: created}
 }
 

@@ -7,11 +7,11 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type 
 import {type ConfigProblem, UserError, ValidationError} from '../errors.js'
 import {schemaFile} from '../paths.js'
 import {listReleases} from './manifest.js'
-import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, SshAuth, TlsConfig} from './model.js'
+import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacement, SshAuth, TlsConfig} from './model.js'
 
 type Path = (string | number)[]
 
-const DEFAULT_PORTS = {postgresql: 5432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}, kafka: {port: 9092, controllerPort: 9093}, minio: {port: 9000, consolePort: 9001}}
+const DEFAULT_PORTS = {postgresql: 5432, pgProxy: 6432, redis: 6379, ejabberd: {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}, kafka: {port: 9092, controllerPort: 9093}, minio: {port: 9000, consolePort: 9001}}
 const DEFAULT_MINIO_DRIVES = ['/var/lib/minio/data']
 /** Bucket names imctl keeps for its own uses. */
 export const IMCTL_BUCKETS = ['imctl-backups', 'imctl-archive', 'imctl-health']
@@ -131,12 +131,13 @@ interface RawConfig {
   tls?: {ca: 'imctl' | {cert: string; key: string}; days?: number}
   hosts: RawHost[]
   components: {
-    postgresql: {host: string; port?: number}
+    postgresql: {host?: string; hosts?: string[]; port?: number; etcd?: string[]; proxyPort?: number}
     redis: {host: string; port?: number}
     ejabberd: {host: string; ports?: {c2s?: number; c2sTls?: number; http?: number; mqtt?: number; api?: number}}
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
   }
+  firewall?: {enabled: boolean; adminSources?: string[]}
 }
 
 type ProblemFn = (path: Path, message: string, hint?: string, key?: string) => void
@@ -198,8 +199,10 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   // Placement on hosts that exist, and no two services on one port of one machine.
   const hostNames = raw.hosts.map((h) => h.name)
   const comps = raw.components
+  checkPatroni(raw, problem)
   for (const comp of ['postgresql', 'redis', 'ejabberd'] as const) {
     const placement = comps[comp]
+    if (placement.host === undefined) continue // postgresql in Patroni mode: checked above
     if (!hostNames.includes(placement.host)) {
       problem(['components', comp, 'host'], `no host named ${JSON.stringify(placement.host)}`, `use one of: ${hostNames.join(', ')}`)
     }
@@ -245,7 +248,16 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     else ports.set(key, {owner, path})
   }
   raw.hosts.forEach((h, i) => ports.set(`${h.address}:${h.port ?? 22}`, {owner: 'sshd', path: ['hosts', i, 'port']}))
-  claim(comps.postgresql.host, comps.postgresql.port ?? DEFAULT_PORTS.postgresql, 'postgresql', ['components', 'postgresql', comps.postgresql.port ? 'port' : 'host'])
+  for (const h of pgNodes(comps.postgresql)) claim(h, comps.postgresql.port ?? DEFAULT_PORTS.postgresql, 'postgresql', ['components', 'postgresql', comps.postgresql.port ? 'port' : comps.postgresql.hosts ? 'hosts' : 'host'])
+  if (comps.postgresql.hosts) {
+    const pgPath = (key: string, set: boolean): Path => ['components', 'postgresql', set ? key : 'hosts']
+    for (const h of comps.postgresql.hosts) claim(h, PATRONI_API_PORT, 'Patroni\'s REST API', pgPath('hosts', false))
+    for (const h of comps.postgresql.etcd ?? comps.postgresql.hosts) {
+      claim(h, ETCD_PORTS.client, 'etcd (clients)', pgPath('etcd', Boolean(comps.postgresql.etcd)))
+      claim(h, ETCD_PORTS.peer, 'etcd (peers)', pgPath('etcd', Boolean(comps.postgresql.etcd)))
+    }
+    claim(comps.ejabberd.host, comps.postgresql.proxyPort ?? DEFAULT_PORTS.pgProxy, 'the PostgreSQL proxy', pgPath('proxyPort', comps.postgresql.proxyPort !== undefined))
+  }
   claim(comps.redis.host, comps.redis.port ?? DEFAULT_PORTS.redis, 'redis', ['components', 'redis', comps.redis.port ? 'port' : 'host'])
   for (const [name, def] of Object.entries(DEFAULT_PORTS.ejabberd) as [keyof typeof DEFAULT_PORTS.ejabberd, number][]) {
     const set = comps.ejabberd.ports?.[name]
@@ -266,6 +278,10 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   } else if (comps.ejabberd.ports?.c2sTls !== undefined) {
     problem(['components', 'ejabberd', 'ports', 'c2sTls'], 'c2sTls is the direct-TLS XMPP port, and this cluster has no `tls:`', 'add `tls: {ca: imctl}`, or remove c2sTls')
   }
+  raw.firewall?.adminSources?.forEach((src, i) => {
+    const bad = checkSource(src)
+    if (bad) problem(['firewall', 'adminSources', i], bad.message, bad.hint)
+  })
   // Erlang's port mapper listens on 4369 beside ejabberd.
   const epmd = ports.get(`${addressOf(comps.ejabberd.host)}:4369`)
   if (epmd) problem(epmd.path, `port 4369 on host ${comps.ejabberd.host} is needed by ejabberd's epmd but used by ${epmd.owner}`, 'choose another port')
@@ -276,7 +292,11 @@ const DEFAULT_C2S_TLS_PORT = 5223
 /** TLS is for SSH hosts for now, and a CA of the user's own must exist with a private key only its owner reads. */
 function checkTls(raw: RawConfig, problem: ProblemFn, abs: string): void {
   const tls = raw.tls!
-  const engines = (['postgresql', 'redis', 'ejabberd'] as const).filter((c) => raw.hosts.find((h) => h.name === raw.components[c].host)?.engine)
+  const pg = raw.components.postgresql
+  // Patroni's nodes would each need a certificate and Patroni its own TLS settings (REST API, replication, etcd).
+  if (pg.hosts) problem(['components', 'postgresql', 'hosts'], 'TLS with PostgreSQL under Patroni (`hosts`) is not there yet', 'use `host:` (one PostgreSQL node) with `tls:`, or remove `tls:` for now')
+  const onEngine = (name: string | undefined) => raw.hosts.find((h) => h.name === name)?.engine
+  const engines = (['postgresql', 'redis', 'ejabberd'] as const).filter((c) => (c === 'postgresql' ? pgNodes(pg).some(onEngine) : onEngine(raw.components[c].host)))
   if (engines.length) problem(['tls'], `TLS is not there yet for components on container engines (${engines.join(', ')})`, 'place postgresql, redis and ejabberd on SSH hosts, or remove `tls:`')
   for (const c of ['kafka', 'minio'] as const) {
     if (raw.components[c]) problem(['components', c], `TLS for ${c === 'kafka' ? 'Kafka' : 'MinIO'} is not there yet, and \`tls:\` would leave it in plaintext`, `remove ${c} or \`tls:\` for now`)
@@ -288,6 +308,44 @@ function checkTls(raw: RawConfig, problem: ProblemFn, abs: string): void {
       else if (key === 'key' && statSync(file).mode & 0o077) problem(['tls', 'ca', 'key'], `${tls.ca.key} is readable by others (mode ${(statSync(file).mode & 0o777).toString(8)})`, `run: chmod 600 ${file}`)
     }
   }
+}
+
+/** Patroni's REST API (HAProxy's health check asks it which node is the primary). */
+export const PATRONI_API_PORT = 8008
+export const ETCD_PORTS = {client: 2379, peer: 2380}
+
+function pgNodes(pg: RawConfig['components']['postgresql']): string[] {
+  return pg.hosts ?? (pg.host !== undefined ? [pg.host] : [])
+}
+
+/** `host` or `hosts` (Patroni mode): SSH hosts that exist, and an etcd quorum that survives the loss of one member. */
+function checkPatroni(raw: RawConfig, problem: ProblemFn): void {
+  const pg = raw.components.postgresql
+  const at: Path = ['components', 'postgresql']
+  if ((pg.host === undefined) === (pg.hosts === undefined)) {
+    problem(at, pg.host === undefined ? 'missing `host` (one node) or `hosts` (Patroni)' : 'give `host` or `hosts`, not both', 'write `host: db1` for one node, or `hosts: [db1, db2]` for a primary and a replica under Patroni')
+    return
+  }
+  if (!pg.hosts) {
+    for (const key of ['etcd', 'proxyPort'] as const) {
+      if (pg[key] !== undefined) problem(at, `\`${key}\` is for Patroni mode (\`hosts\` with 2 or more nodes)`, 'remove it, or list the nodes in `hosts`', key)
+    }
+    return
+  }
+  const sshHost = (name: string, path: Path) => {
+    const h = raw.hosts.find((x) => x.name === name)
+    if (!h) problem(path, `no host named ${JSON.stringify(name)}`, `use one of: ${raw.hosts.map((x) => x.name).join(', ')}`)
+    else if (h.engine) problem(path, `${name} is a container engine; Patroni, etcd and their PostgreSQL run on SSH hosts`, 'name SSH hosts here')
+  }
+  pg.hosts.forEach((name, i) => sshHost(name, [...at, 'hosts', i]))
+  if (pg.etcd) pg.etcd.forEach((name, i) => sshHost(name, [...at, 'etcd', i]))
+  const members = pg.etcd ?? pg.hosts
+  if (members.length < 3 || members.length % 2 === 0) {
+    const why = `${members.length} etcd members: etcd needs a majority, so it survives the loss of one member only with an odd number of 3 or more`
+    problem([...at, pg.etcd ? 'etcd' : 'hosts'], pg.etcd ? why : `${why} (etcd runs on \`hosts\` unless \`etcd\` names its members)`, 'add `etcd: [db1, db2, im1]` naming 3 (or 5) hosts; a third member may be any SSH host, e.g. the IM host')
+  }
+  const im = raw.hosts.find((h) => h.name === raw.components.ejabberd.host)
+  if (im?.engine) problem(['components', 'ejabberd', 'host'], 'with PostgreSQL under Patroni, ejabberd runs on an SSH host (its local proxy to the primary is a systemd unit)', 'place ejabberd on an SSH host')
 }
 
 function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig {
@@ -315,7 +373,7 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
     knownHostsFile: resolve(dir, raw.knownHostsFile ?? '.imctl/known_hosts'),
     hosts,
     components: {
-      postgresql: {host: raw.components.postgresql.host, port: raw.components.postgresql.port ?? DEFAULT_PORTS.postgresql},
+      postgresql: toPostgres(raw.components.postgresql),
       redis: {host: raw.components.redis.host, port: raw.components.redis.port ?? DEFAULT_PORTS.redis},
       ejabberd: {
         host: raw.components.ejabberd.host,
@@ -340,6 +398,7 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
           }
         : {}),
     },
+    ...(raw.firewall ? {firewall: {enabled: raw.firewall.enabled, adminSources: (raw.firewall.adminSources ?? []).map(canonicalSource)}} : {}),
     ...(raw.tls ? {tls: toTls(raw.tls, raw.name, dir, raw.secretsFile)} : {}),
   }
 }
@@ -352,6 +411,56 @@ function toTls(t: NonNullable<RawConfig['tls']>, name: string, dir: string, secr
     days: t.days ?? 397,
     dir: pkiDir,
   }
+}
+
+/** Why an admin source is not a usable network (an address, or a CIDR without host bits), or null. */
+function checkSource(src: string): {message: string; hint: string} | null {
+  const [addr = '', bits, ...extra] = src.split('/')
+  const family = isIP(addr)
+  const max = family === 6 ? 128 : 32
+  const hint = 'write an address or a network such as 192.0.2.0/24 or 2001:db8::/32'
+  if (family === 0 || extra.length || (bits !== undefined && !/^\d{1,3}$/.test(bits))) return {message: `${JSON.stringify(src)} is not an address or CIDR network`, hint}
+  const len = bits === undefined ? max : Number(bits)
+  if (len > max) return {message: `${JSON.stringify(src)}: a prefix of /${len} is too long for IPv${family}`, hint}
+  if (len === 0) return {message: `${JSON.stringify(src)} is everyone`, hint: 'leave adminSources out to let SSH in from anywhere'}
+  if (maskedAddress(addr, len) !== canonicalAddress(addr)) return {message: `${JSON.stringify(src)} has host bits set`, hint: `write the network, ${maskedAddress(addr, len)}/${len}`}
+  return null
+}
+
+/** An admin source as nftables lists it: canonical address, no /32 or /128. */
+function canonicalSource(src: string): string {
+  const [addr = '', bits] = src.split('/')
+  const max = isIP(addr) === 6 ? 128 : 32
+  return bits === undefined || Number(bits) === max ? canonicalAddress(addr) : `${canonicalAddress(addr)}/${Number(bits)}`
+}
+
+function canonicalAddress(addr: string): string {
+  return isIP(addr) === 6 ? new URL(`http://[${addr}]/`).hostname.slice(1, -1) : addr.split('.').map(Number).join('.')
+}
+
+/** The address with every bit past `len` cleared, canonical. */
+function maskedAddress(addr: string, len: number): string {
+  if (isIP(addr) === 4) {
+    const n = addr.split('.').reduce((a, o) => a * 256n + BigInt(Number(o)), 0n)
+    const m = len === 0 ? 0n : n & (((1n << BigInt(len)) - 1n) << BigInt(32 - len))
+    return [24n, 16n, 8n, 0n].map((s) => String((m >> s) & 255n)).join('.')
+  }
+  const hex = new URL(`http://[${addr}]/`).hostname.slice(1, -1)
+  const [head = '', tail = ''] = hex.includes('::') ? hex.split('::') : [hex, '']
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = hex.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
+  const n = groups.reduce((a, g) => (a << 16n) + BigInt(parseInt(g, 16)), 0n)
+  const m = n & (((1n << BigInt(len)) - 1n) << BigInt(128 - len))
+  const out = Array.from({length: 8}, (_, i) => ((m >> BigInt(16 * (7 - i))) & 0xffffn).toString(16)).join(':')
+  return new URL(`http://[${out}]/`).hostname.slice(1, -1)
+}
+
+function toPostgres(pg: RawConfig['components']['postgresql']): PostgresPlacement {
+  const nodes = pgNodes(pg)
+  const port = pg.port ?? DEFAULT_PORTS.postgresql
+  if (!pg.hosts) return {host: nodes[0]!, port}
+  return {host: nodes[0]!, port, patroni: {hosts: pg.hosts, etcd: pg.etcd ?? pg.hosts, proxyPort: pg.proxyPort ?? DEFAULT_PORTS.pgProxy}}
 }
 
 function toEngine(e: RawEngine, auth: (a: RawAuth | undefined) => SshAuth, dir: string): EngineEndpoint {

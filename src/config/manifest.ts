@@ -49,6 +49,8 @@ export interface ComponentRelease {
   image?: {build: string}
   /** Version-specific settings the component's templates read (e.g. ejabberd's `update_sql_schema`). */
   settings?: Record<string, string | number | boolean>
+  /** PostgreSQL only: what its Patroni mode adds, per role (PostgreSQL nodes, etcd members, the IM host's proxy). */
+  ha?: {patroni: PinnedPackage[]; etcd: PinnedPackage[]; proxy: PinnedPackage[]}
 }
 
 /** Something no Debian package has (Kafka's jars, MinIO's binaries), made on the machine running imctl by a recipe. */
@@ -78,7 +80,7 @@ export interface ReleaseManifest {
   release: string
   os: string
   components: Record<string, ComponentRelease>
-  /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka). */
+  /** Debian packages imctl needs on hosts for components that have none of their own (Java for Kafka), and for the firewall (nftables). */
   hostPackages?: PinnedPackage[]
   artifacts?: Record<string, ArtifactRelease>
   /** Suites that packages name in `suite`. */

@@ -29,8 +29,21 @@ export interface HostConfig {
 }
 
 export interface PostgresPlacement {
+  /** The only node, or in Patroni mode the first of `patroni.hosts` (it bootstraps the cluster). */
   host: string
   port: number
+  /** Set with 2 or more nodes: a primary and streaming replicas managed by Patroni. */
+  patroni?: PatroniPlacement
+}
+
+/** PostgreSQL under Patroni: etcd as its store, a local HAProxy on the IM host in front of the primary. */
+export interface PatroniPlacement {
+  /** Every PostgreSQL node, first one first. */
+  hosts: string[]
+  /** etcd members: an odd number, 3 or more. */
+  etcd: string[]
+  /** Where the IM host reaches the current primary, on its loopback. */
+  proxyPort: number
 }
 export interface RedisPlacement {
   host: string
@@ -84,6 +97,13 @@ export interface TlsConfig {
   dir: string
 }
 
+/** nftables rules on the SSH hosts (src/plan/firewall.ts says what is public). */
+export interface FirewallConfig {
+  enabled: boolean
+  /** Who may reach SSH, as nftables prints them (`10.0.0.0/8`, a bare address for /32 and /128); empty: anywhere. */
+  adminSources: string[]
+}
+
 export interface ClusterConfig {
   /** Absolute path of the cluster.yaml this came from. */
   file: string
@@ -97,6 +117,8 @@ export interface ClusterConfig {
   components: ComponentsConfig
   /** Absent: the cluster runs without TLS between its hosts, as before. */
   tls?: TlsConfig
+  /** Absent when cluster.yaml has no `firewall:` (then nothing about it changes on hosts). */
+  firewall?: FirewallConfig
 }
 
 export function hostByName(config: ClusterConfig, name: string): HostConfig {
@@ -108,4 +130,9 @@ export function hostByName(config: ClusterConfig, name: string): HostConfig {
 /** The optional components this cluster has (their secrets and resources are needed). */
 export function optionalComponents(config: ClusterConfig): ComponentName[] {
   return (['kafka', 'minio'] as const).filter((c) => config.components[c] !== undefined)
+}
+
+/** The secrets file's sections this cluster needs beyond the ones every cluster has. */
+export function secretSections(config: ClusterConfig): string[] {
+  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : [])]
 }

@@ -16,6 +16,8 @@ export interface ClusterSecrets {
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
   /** Present with `tls:`: the CA and the issued certificates, read from the PKI directory (never from the secrets file). */
   tls?: ClusterPki
+  /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
+  patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
 
 type Sections = Required<Omit<ClusterSecrets, 'tls'>>
@@ -25,6 +27,7 @@ const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   ejabberd: ['admin_password'],
   kafka: ['cluster_id', 'broker_password', 'imctl_password'],
   minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
+  patroni: ['superuser_password', 'replication_password', 'restapi_password'],
 }
 /** Sections every cluster has; the others only with their component. */
 const ALWAYS = ['postgresql', 'redis', 'ejabberd']

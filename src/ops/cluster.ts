@@ -2,7 +2,7 @@ import {COMPONENTS, component} from '../components/registry.js'
 import {containerRuntime} from '../components/types.js'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
-import {optionalComponents, type ClusterConfig, type HostConfig} from '../config/model.js'
+import {secretSections, type ClusterConfig, type HostConfig} from '../config/model.js'
 import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
 import {ensurePki, type PkiOptions} from '../pki/pki.js'
@@ -35,7 +35,7 @@ export interface ClusterModel {
 export function loadCluster(configFile: string, opts: {offline?: OfflineSource; pki?: PkiOptions} = {}): ClusterModel {
   const config = loadClusterConfig(configFile, {checkKeyFiles: true})
   const manifest = loadManifest(config.release)
-  const secrets = loadSecrets(config.secretsFile, optionalComponents(config))
+  const secrets = loadSecrets(config.secretsFile, secretSections(config))
   // The CA and each server certificate are made here when missing or no longer right, so plan shows what they change.
   if (config.tls) secrets.tls = ensurePki(config, opts.pki)
   const values = secretValues(secrets)
@@ -62,6 +62,34 @@ export async function connectHosts(config: ClusterConfig, hosts: HostConfig[], o
     throw new UserError(errors.join('\n'), [...steps])
   }
   return conns
+}
+
+/**
+ * Like connectHosts, but the hosts in `spare` may fail to answer: they are left out of the
+ * connections and listed with their error. Any other host that fails fails the whole call.
+ */
+export async function connectReachable(config: ClusterConfig, hosts: HostConfig[], spare: Set<string>, opts: ConnectOptions): Promise<{conns: Map<string, HostConnection>; unreachable: {host: string; error: string}[]}> {
+  const unreachable: {host: string; error: string}[] = []
+  const optional = hosts
+    .filter((h) => spare.has(h.name))
+    .map((h) =>
+      connectHosts(config, [h], opts).then(
+        (c) => [h.name, c.get(h.name)!] as const,
+        (e: Error) => {
+          unreachable.push({host: h.name, error: e.message})
+          return undefined
+        },
+      ),
+    )
+  const [needed, ...rest] = await Promise.allSettled([connectHosts(config, hosts.filter((h) => !spare.has(h.name)), opts), ...optional])
+  const extra = rest.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []))
+  if (needed!.status === 'rejected') {
+    await closeAll(new Map(extra))
+    throw needed!.reason
+  }
+  const conns = needed!.value as Map<string, HostConnection>
+  for (const [n, c] of extra) conns.set(n, c)
+  return {conns, unreachable}
 }
 
 export async function closeAll(conns: Map<string, HostConnection>): Promise<void> {

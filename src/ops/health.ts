@@ -11,11 +11,13 @@ import type {IoHost} from '../io.js'
 import {CONTAINER_PORTS} from '../components/ejabberd/index.js'
 import {kafkaHealthChecks} from '../components/kafka/health.js'
 import {minioHealthChecks} from '../components/minio/health.js'
+import {patroniHealthChecks} from '../components/postgresql/health.js'
 import {archiveHealthChecks} from './archive/health.js'
-import {endpointFor} from '../plan/desired.js'
+import {firewallProblem, firewallQuery, parseFirewall} from '../plan/firewall.js'
+import {endpointFor, primaryEndpoint} from '../plan/desired.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
-import {closeAll, connectHosts, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
+import {closeAll, connectReachable, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
 
 export interface HealthCheck {
   host: string
@@ -26,6 +28,8 @@ export interface HealthCheck {
   degraded?: boolean
   /** A check of the whole clustered component (e.g. a record produced and consumed), not of one node. */
   clusterLevel?: boolean
+  /** About the host rather than a component's node (its firewall): a failure is never only degraded. */
+  hostLevel?: boolean
   detail: string
   ms: number
 }
@@ -47,7 +51,7 @@ export function classifyHealth(checks: HealthCheck[]): {status: HealthReport['st
     const own = checks.filter((c) => c.component === component && c.clusterLevel)
     return own.length > 0 && own.every((c) => c.ok)
   }
-  const out = checks.map((c) => (!c.ok && !c.clusterLevel && serving(c.component) ? {...c, ok: true, degraded: true, detail: `degraded: ${c.detail}`} : c))
+  const out = checks.map((c) => (!c.ok && !c.clusterLevel && !c.hostLevel && serving(c.component) ? {...c, ok: true, degraded: true, detail: `degraded: ${c.detail}`} : c))
   const status = out.some((c) => !c.ok) ? 'unhealthy' : out.some((c) => c.degraded) ? 'degraded' : 'healthy'
   return {status, checks: out}
 }
@@ -63,9 +67,13 @@ export interface HealthOptions {
 /** `imctl health`: every component checked in parallel, through the IM host as its clients see it. */
 export async function healthService(opts: HealthOptions): Promise<HealthReport> {
   const model = loadCluster(opts.configFile)
-  const conns = await connectHosts(model.config, usedHosts(model), opts)
+  // Under Patroni a host that runs only PostgreSQL's parts (a node, an etcd member) may be down:
+  // the cluster still serves, and the report says which host did not answer.
+  const spare = new Set(model.config.components.postgresql.patroni ? usedHosts(model).filter((h) => model.resources.every((r) => r.host !== h.name || r.component === 'postgresql')).map((h) => h.name) : [])
+  const {conns, unreachable} = await connectReachable(model.config, usedHosts(model), spare, opts)
   try {
-    const {status, checks} = classifyHealth(await runHealthChecks(model, conns, opts.messageTimeout ?? 20))
+    const down: HealthCheck[] = unreachable.map((u) => ({host: u.host, component: 'postgresql', check: 'host answers over SSH', ok: false, detail: model.redact(u.error), ms: 0}))
+    const {status, checks} = classifyHealth([...down, ...(await runHealthChecks(model, conns, opts.messageTimeout ?? 20))])
     return {cluster: model.config.name, status, healthy: status === 'healthy', checks}
   } finally {
     await closeAll(conns)
@@ -93,6 +101,8 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
   const r = model.redact
 
   const serviceChecks = model.resources.flatMap((s) => {
+    // A host that did not answer has its own failed check (see healthService).
+    if (!conns.has(s.host)) return []
     if (s.kind === 'service') {
       return [
         timed(s.host, s.component, `systemd unit ${s.unit}`, async () => {
@@ -102,6 +112,16 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
           return 'active'
         }, r),
       ]
+    }
+    if (s.kind === 'firewall' && s.table !== null) {
+      const desired = s.table
+      // Listed under the host's first component (its lane), but about the whole host.
+      const check = timed(s.host, s.component, 'firewall (nftables table inet imctl)', async () => {
+        const problem = firewallProblem(parseFirewall((await conns.get(s.host)!.exec(firewallQuery())).stdout), desired)
+        if (problem) throw new Error(`${problem}; run \`imctl install\` to load the rules`)
+        return 'loaded, as rendered'
+      }, r)
+      return [check.then((c) => ({...c, hostLevel: true}))]
     }
     if (s.kind === 'container-running') {
       return [
@@ -115,8 +135,8 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
     return []
   })
 
-  const pgCheck = timed(c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}, SELECT 1`, async () => {
-    const pgAt = endpointFor(model.config, 'postgresql', 'ejabberd')
+  const pgLogin = timed(c.postgresql.patroni ? c.ejabberd.host : c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}${c.postgresql.patroni ? ' through its proxy to the primary' : ''}, SELECT 1`, async () => {
+    const pgAt = primaryEndpoint(model.config, 'ejabberd')
     const t = await im.tunnel(pgAt.address, pgAt.port, 'ejabberd')
     const pki = model.secrets.tls
     // With TLS: verify-full, the name being the address ejabberd connects to (the tunnel's 127.0.0.1 is not it).
@@ -133,6 +153,9 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
       await t.close()
     }
   }, r)
+
+  // Under Patroni the primary serves the whole cluster: while it does, a node down is degraded.
+  const pgCheck = c.postgresql.patroni ? pgLogin.then((x) => ({...x, clusterLevel: true})) : pgLogin
 
   const redisCheck = timed(c.redis.host, 'redis', `AUTH and PING from ${c.ejabberd.host}`, async () => {
     const redisAt = endpointFor(model.config, 'redis', 'ejabberd')
@@ -195,6 +218,7 @@ export interface HealthContext {
 
 /** Checks beyond the units' states, per optional component; each runs in parallel with the rest. */
 const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Promise<HealthCheck | HealthCheck[]>[]>> = {
+  postgresql: patroniHealthChecks,
   kafka: kafkaHealthChecks,
   minio: (ctx) => [...minioHealthChecks(ctx), ...archiveHealthChecks(ctx)],
 }

@@ -2,7 +2,7 @@ import {chmodSync, mkdirSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {loadClusterConfig} from '../config/load.js'
 import {loadManifest} from '../config/manifest.js'
-import {optionalComponents} from '../config/model.js'
+import {secretSections} from '../config/model.js'
 import {existsSync} from 'node:fs'
 import {placeholderSecrets, loadSecrets, redact, secretValues} from '../config/secrets.js'
 import {desiredState} from '../plan/desired.js'
@@ -31,7 +31,7 @@ export function renderService(opts: {configFile: string; out: string; withSecret
   const config = loadClusterConfig(opts.configFile)
   const manifest = loadManifest(config.release)
   // Rendering works before secrets exist; placeholders stand in for them.
-  const secrets = existsSync(config.secretsFile) ? loadSecrets(config.secretsFile, optionalComponents(config)) : placeholderSecrets()
+  const secrets = existsSync(config.secretsFile) ? loadSecrets(config.secretsFile, secretSections(config)) : placeholderSecrets()
   if (config.tls) secrets.tls = existsSync(config.secretsFile) ? ensurePki(config) : placeholderPki(config)
   const values = secretValues(secrets)
   const out = resolve(opts.out)

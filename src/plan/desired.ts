@@ -13,6 +13,7 @@ import {createRenderer, type TemplateRenderer} from '../render/templates.js'
 import {engineNames} from '../transport/engine-names.js'
 import {aptSuiteFiles} from './apt-suites.js'
 import {configHash, containerSpec} from './container-spec.js'
+import {firewallResources} from './firewall.js'
 import type {ContainerResource, FileResource, ImageArtifact, ImageResource, PackagesResource, Resource} from './resources.js'
 
 /** The (first) host a component is placed on. */
@@ -31,6 +32,16 @@ export function endpointFor(config: ClusterConfig, target: ComponentName, from: 
   return {address: t.address, port: port.publish(config) ?? port.containerPort}
 }
 
+/**
+ * Where clients on `from`'s host reach the PostgreSQL primary: in Patroni mode the HAProxy on
+ * that host's loopback (it follows the primary), otherwise PostgreSQL's own host and port.
+ */
+export function primaryEndpoint(config: ClusterConfig, from: ComponentName): Endpoint {
+  const patroni = config.components.postgresql.patroni
+  if (patroni) return {address: '127.0.0.1', port: patroni.proxyPort}
+  return endpointFor(config, 'postgresql', from)
+}
+
 export function componentContext(config: ClusterConfig, manifest: ReleaseManifest, secrets: ClusterSecrets, render: TemplateRenderer): ComponentContext {
   return {
     config,
@@ -40,6 +51,7 @@ export function componentContext(config: ClusterConfig, manifest: ReleaseManifes
     host: (n) => hostByName(config, n),
     inContainer: (c) => Boolean(hostByName(config, placementHost(config, c)).engine),
     endpoint: (target, from) => endpointFor(config, target, from),
+    primaryEndpoint: (from) => primaryEndpoint(config, from),
   }
 }
 
@@ -82,6 +94,7 @@ export function desiredState(
     }
     all.push(...containerize(config, manifest, c.name, resources))
   }
+  all.push(...firewallResources(config, manifest, all))
   const merged = new Map<string, PackagesResource>()
   const rest: Resource[] = []
   for (const r of all) {

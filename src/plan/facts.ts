@@ -62,6 +62,10 @@ export interface HostFacts {
   mounts: Record<string, MountFact | null>
   /** MinIO as its admin API sees it; absent when MinIO is not running here or did not answer. */
   minio?: MinioFacts
+  /** The loaded nftables table inet imctl as nft lists it, or null when none; absent when not observed. */
+  firewall?: string | null
+  /** The address imctl's SSH session comes from, as the host sees it; observed along with the firewall. */
+  sshClient?: string
 }
 
 export interface MountFact {

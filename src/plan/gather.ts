@@ -24,6 +24,7 @@ import {
   pgTableQuery,
   servicesQuery,
 } from './observe.js'
+import {firewallQuery, parseFirewall, parseSshClient, sshClientQuery} from './firewall.js'
 import type {Resource} from './resources.js'
 
 /** Observes one host, read-only, for the resources that concern it. */
@@ -100,7 +101,7 @@ export async function gatherFacts(conn: HostConnection, resources: Resource[], c
 async function gatherSystem(conn: HostConnection, mine: Resource[], facts: HostFacts): Promise<void> {
   const packages = mine.flatMap((r) => (r.kind === 'packages' ? r.packages.map((p) => p.name) : []))
   const files = mine.flatMap((r) => (r.kind === 'file' ? [r.path] : []))
-  const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : [])))]
+  const units = [...new Set(mine.flatMap((r) => (r.kind === 'service' ? [r.unit, r.enableUnit ?? r.unit] : r.kind === 'firewall' ? [r.unit] : [])))]
   const users = mine.flatMap((r) => (r.kind === 'system-user' ? [r.user] : []))
   const paths = mine.flatMap((r) => (r.kind === 'directory' ? [r.path] : r.kind === 'once' ? [r.marker] : []))
   const mounts = mine.flatMap((r) => (r.kind === 'mount' ? [r.path] : []))
@@ -114,6 +115,13 @@ async function gatherSystem(conn: HostConnection, mine: Resource[], facts: HostF
     files.length ? conn.exec(filesQuery(files)).then((r) => (facts.files = parseFiles(r.stdout))) : undefined,
     units.length ? conn.exec(servicesQuery(units)).then((r) => (facts.services = parseServices(r.stdout))) : undefined,
     conn.exec(pendingRestartsQuery()).then((r) => (facts.pendingRestarts = r.stdout.split('\n').filter(Boolean))),
+    mine.some((r) => r.kind === 'firewall') ? conn.exec(firewallQuery()).then((r) => (facts.firewall = parseFirewall(r.stdout))) : undefined,
+    mine.some((r) => r.kind === 'firewall' && r.adminSources.length)
+      ? conn.exec(sshClientQuery()).then((r) => {
+          const client = parseSshClient(r.stdout)
+          if (client) facts.sshClient = client
+        })
+      : undefined,
   ])
 }
 

@@ -9,6 +9,7 @@ import {PENDING_DIR, STATE_DIR, sqlIdent, sqlLiteral} from './observe.js'
 import type {ContainerSpec, FileResource, ImageArtifact, Resource} from './resources.js'
 import {artifactSums, resourceKey} from './resources.js'
 import {installPackagesOffline} from './offline.js'
+import {firewallProblem, loadFirewall, removeFirewall, sourceAllows} from './firewall.js'
 
 export type StepRun =
   | {type: 'exec'; commands: RemoteCommand[]}
@@ -87,8 +88,10 @@ export function planChanges(
           : componentOrder.indexOf(r.component)
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
-  /** Changed files that a unit's reload picks up (certificates). */
+  /** Changed files that a unit's reload picks up (certificates, Patroni's config). */
   const reloadableFiles = new Set<string>()
+  /** `host:unit` that some file not marked reloadable notifies: a change of unknown origin restarts it. */
+  const restartFiles = new Set(resources.flatMap((r) => (r.kind === 'file' && !r.reloadable ? r.notify.map((u) => `${r.host}:${u}`) : [])))
   const installsOn = new Set<string>()
   /** `host:component` whose packages an upgrade changes: their services restart on the new version. */
   const upgraded = new Set<string>()
@@ -274,9 +277,12 @@ export function planChanges(
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
         const newVersion = upgraded.has(`${r.host}:${r.component}`)
-        const onlyReload = Boolean(r.reload) && s?.active === true && !pending && !newVersion && !installsOn.has(r.host) && changed.length > 0 && changed.every((p) => reloadableFiles.has(`${r.host}:${p}`))
-        if (onlyReload) {
-          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why: `${changed.join(', ')} changed (picked up without a restart)`, run: {type: 'exec', commands: [...r.reload!, clearPendingRestart(r.unit)]}})
+        // A reload suffices when every changed file is one the unit re-reads on reload, and a change
+        // left pending by an interrupted run can only have come from such files.
+        const reloadSuffices = changed.every((p) => reloadableFiles.has(`${r.host}:${p}`)) && (!pending || !restartFiles.has(`${r.host}:${r.unit}`))
+        if (r.reload && s?.active === true && (changed.length || pending) && reloadSuffices && !newVersion && !installsOn.has(r.host)) {
+          const why = changed.length ? `${changed.join(', ')} changed (picked up without a restart)` : 'a config change from an interrupted run is not live yet'
+          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why, run: {type: 'exec', commands: [...r.reload, clearPendingRestart(r.unit)]}})
         } else if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
@@ -394,6 +400,38 @@ export function planChanges(
           why: now ? (changedFiles.length ? `${changedFiles.map((x) => x.path).join(', ')} changed` : 'image or settings changed') : 'does not exist',
           ...(diffs.length ? {diff: diffs.join('\n')} : {}),
           run: {type: 'engine', op: {op: 'create-container', spec: r.spec, files: r.files, replace: Boolean(now)}},
+        })
+        break
+      }
+      case 'firewall': {
+        const loaded = f.firewall ?? null
+        const enabled = f.services[r.unit]?.enabled ?? false
+        if (r.table === null) {
+          if (loaded === null && !enabled) {
+            unchanged++
+            break
+          }
+          const cmds = removeFirewall(r.unit).filter((c) => (c.argv[0] === 'nft' ? loaded !== null : enabled))
+          steps.push({...base, action: 'remove', what: 'remove the firewall (table inet imctl, its boot unit)', why: 'firewall.enabled is false', run: {type: 'exec', commands: cmds}})
+          break
+        }
+        const problem = firewallProblem(loaded, r.table)
+        // imctl must still get in next time: its own SSH source has to be an admin source.
+        if (problem && f.sshClient && !sourceAllows(r.adminSources, f.sshClient)) {
+          blockers.push(`${r.host}: imctl reaches this host's SSH from ${f.sshClient}, which firewall.adminSources (${r.adminSources.join(', ')}) leaves out: the rules would lock imctl out. Add that address or its network to adminSources`)
+          break
+        }
+        if (!problem && enabled) {
+          unchanged++
+          break
+        }
+        steps.push({
+          ...base,
+          action: problem ? 'load' : 'enable',
+          what: problem ? `load the firewall rules from ${r.path}` : `enable ${r.unit} at boot`,
+          why: problem ?? 'disabled',
+          ...(problem ? {diff: fileDiff('table inet imctl', loaded ?? '', r.table)} : {}),
+          run: {type: 'exec', commands: [...(problem ? [loadFirewall(r.path)] : []), ...(enabled ? [] : [enableService(r.unit)])]},
         })
         break
       }

@@ -22,6 +22,7 @@ export type Resource =
   | MountResource
   | MinioBucketResource
   | MinioUserResource
+  | FirewallResource
 
 interface Base {
   /** The host whose lane this belongs to (where it shows in plans and progress). */
@@ -50,7 +51,7 @@ export interface FileResource extends Base {
   secret: boolean
   /** Units to restart when this file changes. */
   notify: string[]
-  /** Its units pick a change up on reload (a certificate): reloaded instead of restarted when nothing else changed. */
+  /** Its units pick a change up on reload (a certificate, Patroni's config): reloaded instead of restarted when nothing else changed (see ServiceResource.reload). */
   reloadable?: boolean
   /** A systemd unit file: systemd re-reads its units after a change. */
   daemonReload?: boolean
@@ -66,7 +67,11 @@ export interface ServiceResource extends Base {
   enableUnit?: string
   /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
   ready?: RemoteCommand
-  /** Makes the running service re-read its reloadable files (certificates) without dropping clients. */
+  /**
+   * How the running service re-reads its files without a restart. A change to files marked
+   * `reloadable` and nothing else reloads it (certificates: clients stay connected; Patroni: a
+   * restart of the primary is a failover); any other change restarts it.
+   */
   reload?: RemoteCommand[]
 }
 
@@ -217,6 +222,18 @@ export interface MinioUserResource extends Base {
   mc: McClient
 }
 
+/** The host's nftables table inet imctl, loaded from `path` (src/plan/firewall.ts); null: it must be gone. */
+export interface FirewallResource extends Base {
+  kind: 'firewall'
+  path: string
+  /** The boot unit that loads `path`. */
+  unit: string
+  /** What `nft list table inet imctl` prints once loaded. */
+  table: string | null
+  /** Who may reach SSH (empty: anyone): imctl's own SSH source must be one of them. */
+  adminSources: string[]
+}
+
 export interface ContainerRunningResource extends Base {
   kind: 'container-running'
   name: string
@@ -278,10 +295,20 @@ export function resourceKey(r: Resource): string {
       return `${r.host}:minio-bucket:${r.bucket}`
     case 'minio-user':
       return `${r.host}:minio-user:${r.user}`
+    case 'firewall':
+      return `${r.host}:firewall`
   }
 }
 
 /** The SHA256SUMS text of an artifact (`sha256sum -c` format, sorted by path): what a complete copy holds. */
 export function artifactSums(files: {path: string; sha256: string}[]): string {
   return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((f) => `${f.sha256}  ${f.path}\n`).join('')
+}
+
+/** `systemctl reload` of a unit, then a check that it is still running. */
+export function systemdReload(unit: string, why: string): RemoteCommand[] {
+  return [
+    {argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit} (${why})`},
+    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
+  ]
 }

@@ -106,6 +106,8 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
         Labels: {[LABEL]: opts.name},
         HostConfig: {
           NetworkMode: names.network,
+          // Like a real server's root, nft may set this host's own packet filter (the firewall); it acts on the container's network namespace only.
+          CapAdd: ['NET_ADMIN'],
           Binds: [`${keyFile}.pub:/root/.ssh/authorized_keys:ro`, `${keyFile}.pub:/home/imctl/.ssh/authorized_keys:ro`],
           ...(drives.length ? {Tmpfs: Object.fromEntries(drives.map((d) => [d, `size=${SANDBOX_DRIVE_SIZE},mode=0755`]))} : {}),
         },

@@ -10,7 +10,7 @@ export interface RemoteCommand {
   description: string
   /** Bytes fed to the command's stdin. May carry secrets: never logged or printed. */
   stdin?: string | Buffer
-  /** A stream fed to stdin instead, for data too large to hold (restores). SSH only. */
+  /** A stream fed to stdin instead, for data too large to hold (restores), with backpressure. */
   stdinStream?: NodeJS.ReadableStream
   /** Run with root rights (sudo -n for a non-root login; as is for root). */
   root?: boolean

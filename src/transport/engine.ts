@@ -2,13 +2,14 @@ import {createReadStream} from 'node:fs'
 import {readFileSync} from 'node:fs'
 import {Agent} from 'node:http'
 import {createServer, type AddressInfo, type Socket} from 'node:net'
-import {PassThrough, type Duplex} from 'node:stream'
+import {PassThrough, type Duplex, type Readable} from 'node:stream'
 import Docker from 'dockerode'
 import * as tar from 'tar-stream'
 import type {ComponentName, HostConfig} from '../config/model.js'
 import {RemoteError, UserError, tail} from '../errors.js'
 import type {ContainerSpec, FileResource} from '../plan/resources.js'
 import {wrapArgv, type ExecResult, type RemoteCommand} from './command.js'
+import {ExecDemux, logText} from './engine-stream.js'
 import {buildImage, ensureBaseImage, followProgress, imageExists, type ExtraContextFile} from './engine-images.js'
 import {connectSsh, type SshOptions} from './ssh.js'
 import type {HostConnection, Tunnel} from './types.js'
@@ -83,37 +84,83 @@ export class EngineConnection implements HostConnection {
     return {exitCode: r.exitCode, stdout: r.stdout.toString('utf8'), stderr: r.stderr}
   }
 
-  async execBuffer(cmd: RemoteCommand): Promise<{exitCode: number | null; stdout: Buffer; stderr: string}> {
+  /** Starts a command in its container (or imctl's state container) with its streams attached. */
+  private async startExec(cmd: RemoteCommand): Promise<{c: Docker.Container; where: string; exec: Docker.Exec; stream: Duplex}> {
     // Commands about the host itself (lock, audit) run in imctl's state container.
     const c = cmd.component ? this.container(cmd.component, cmd.description) : await this.stateContainer()
     const where = `${this.host.name}/${cmd.component ?? 'imctl-state'}`
-    let exec: Docker.Exec
+    const stdin = cmd.stdin !== undefined || cmd.stdinStream !== undefined
     try {
-      exec = await c.exec({Cmd: wrapArgv(cmd, {isRoot: true}), AttachStdin: cmd.stdin !== undefined, AttachStdout: true, AttachStderr: true})
+      const exec = await c.exec({Cmd: wrapArgv(cmd, {isRoot: true}), AttachStdin: stdin, AttachStdout: true, AttachStderr: true})
+      const stream = (await exec.start({hijack: true, stdin})) as Duplex
+      return {c, where, exec, stream}
     } catch (e) {
       throw new RemoteError(where, cmd.description, null, (e as Error).message)
     }
-    const stream = (await exec.start({hijack: true, stdin: cmd.stdin !== undefined})) as Duplex
+  }
+
+  /** Feeds the command's input: bytes, or a stream with backpressure; its end closes the command's stdin. */
+  private feed(cmd: RemoteCommand, stream: Duplex, fail: (e: Error) => void, where: string): void {
+    if (cmd.stdinStream) {
+      cmd.stdinStream.on('error', (e: Error) => {
+        stream.destroy()
+        fail(new RemoteError(where, cmd.description, null, `reading its input failed: ${e.message}`))
+      })
+      cmd.stdinStream.pipe(stream)
+    } else if (cmd.stdin !== undefined) stream.end(cmd.stdin)
+  }
+
+  /** The exit code once the engine has it (it can lag the end of the stream by a moment); null if it still runs after 30 s. */
+  private async exitCode(exec: Docker.Exec): Promise<number | null> {
+    for (let i = 0; i < 600; i++) {
+      const info = await exec.inspect()
+      if (!info.Running) return info.ExitCode ?? null
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return null
+  }
+
+  async execBuffer(cmd: RemoteCommand): Promise<{exitCode: number | null; stdout: Buffer; stderr: string}> {
+    const {c, where, exec, stream} = await this.startExec(cmd)
     const out: Buffer[] = []
     const err: Buffer[] = []
     const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b))
     const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b))
     c.modem.demuxStream(stream, stdout, stderr)
+    let failed: Error | undefined
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('end', resolve)
       stream.on('close', resolve)
       stream.on('error', reject)
     })
-    if (cmd.stdin !== undefined) stream.end(cmd.stdin)
-    await ended
-    const info = await exec.inspect()
-    const code = info.ExitCode ?? null
+    this.feed(cmd, stream, (e) => (failed = e), where)
+    await ended.catch((e: Error) => Promise.reject(failed ?? new RemoteError(where, cmd.description, null, e.message)))
+    if (failed) throw failed
+    const code = await this.exitCode(exec)
     const errText = Buffer.concat(err).toString('utf8')
     const outBuf = Buffer.concat(out)
     if (!(cmd.okExitCodes ?? [0]).includes(code ?? -1)) {
       throw new RemoteError(where, cmd.description, code, tail(errText || outBuf.toString('utf8')))
     }
     return {exitCode: code, stdout: outBuf, stderr: errText}
+  }
+
+  /**
+   * A command's stdout as it is written, with backpressure down to the engine's socket
+   * (nothing is held whole in memory); the end of its stderr is kept for the error a
+   * non-zero exit becomes, raised before the stream would end.
+   */
+  async output(cmd: RemoteCommand): Promise<Readable> {
+    const {where, exec, stream} = await this.startExec(cmd)
+    const demux = new ExecDemux(async (stderr) => {
+      const code = await this.exitCode(exec)
+      if (!(cmd.okExitCodes ?? [0]).includes(code ?? -1)) throw new RemoteError(where, cmd.description, code, tail(stderr))
+    })
+    stream.on('error', (e: Error) => demux.destroy(new RemoteError(where, cmd.description, null, e.message)))
+    demux.on('close', () => stream.destroy())
+    stream.pipe(demux)
+    this.feed(cmd, stream, (e) => demux.destroy(e), where)
+    return demux
   }
 
   /**
@@ -276,6 +323,57 @@ export class EngineConnection implements HostConnection {
       }
       if (Date.now() > deadline) throw new RemoteError(`${this.host.name}/${ready.component}`, ready.description, null, `not ready after ${timeoutMs / 1000}s: ${last}`)
       await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+
+  /** Stops a container (a clean stop: its stop signal, then 60 s before it is killed); a stopped one stays stopped. */
+  async stopContainer(name: string): Promise<void> {
+    await this.docker
+      .getContainer(name)
+      .stop({t: 60})
+      .catch((e: {statusCode?: number}) => {
+        // 304: it was not running.
+        if (e.statusCode !== 304) throw e
+      })
+  }
+
+  /**
+   * Runs a command as root in a one-off container of the component's image with the
+   * component's volumes mounted and no network: for changes to its data while its own
+   * container is stopped (the engine cannot exec in a stopped container). Removed after.
+   */
+  async runOnVolumes(component: ComponentName, cmd: RemoteCommand): Promise<void> {
+    const where = `${this.host.name}/${component}`
+    const info = await this.container(component, cmd.description).inspect()
+    if (info.State.Running) throw new Error(`bug: ${cmd.description} on the volumes of ${info.Name} while it runs`)
+    const name = `${engineNames.container(this.cluster, component)}-volumes`
+    // One left behind by a run that was killed.
+    await this.docker
+      .getContainer(name)
+      .remove({force: true})
+      .catch(() => undefined)
+    const helper = await this.docker.createContainer({
+      name,
+      Image: info.Image,
+      Entrypoint: [cmd.argv[0]!],
+      Cmd: cmd.argv.slice(1),
+      User: '0',
+      Labels: {[LABELS.cluster]: this.cluster, [LABELS.role]: 'volumes'},
+      HostConfig: {
+        NetworkMode: 'none',
+        Mounts: (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => ({Type: 'volume' as const, Source: m.Name!, Target: m.Destination})),
+      },
+    })
+    try {
+      await helper.start()
+      const {StatusCode: code} = (await helper.wait()) as {StatusCode: number}
+      if (code !== 0) {
+        const log = (await helper.logs({stdout: true, stderr: true, follow: false})) as unknown as Buffer
+        const text = logText(Buffer.isBuffer(log) ? log : Buffer.from(String(log)))
+        throw new RemoteError(where, cmd.description, code, tail(text))
+      }
+    } finally {
+      await helper.remove({force: true}).catch(() => undefined)
     }
   }
 

@@ -8,6 +8,7 @@ import type {HostConnection} from './types.js'
  * stream's error (a RemoteError with the end of its stderr) once the command ends.
  */
 export async function commandOutput(conn: HostConnection, cmd: RemoteCommand): Promise<Readable> {
+  if (conn.output) return conn.output(cmd)
   if (!conn.stream) throw new Error(`bug: ${conn.host.name} cannot stream`)
   const ch = await conn.stream(cmd)
   const out = new PassThrough()

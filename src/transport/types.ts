@@ -1,4 +1,4 @@
-import type {Duplex} from 'node:stream'
+import type {Duplex, Readable} from 'node:stream'
 import type {ComponentName, HostConfig} from '../config/model.js'
 import type {ExecResult, RemoteCommand} from './command.js'
 
@@ -21,6 +21,12 @@ export interface HostConnection {
    * host (on an engine: from inside the container of component `from`).
    */
   tunnel(dstHost: string, dstPort: number, from?: ComponentName): Promise<Tunnel>
+  /**
+   * A command's stdout as a stream with backpressure; a non-zero exit is the stream's
+   * error (engine hosts: an exec inside `cmd.component`'s container). SSH hosts get the
+   * same from `stream` through commandOutput.
+   */
+  output?(cmd: RemoteCommand): Promise<Readable>
   /** A command's live byte stream (SSH only): stdout as the stream, stderr on `.stderr`. */
   stream?(cmd: RemoteCommand): Promise<Duplex & {stderr?: NodeJS.ReadableStream; exited?: Promise<number | null>}>
   close(): Promise<void>

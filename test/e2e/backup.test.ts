@@ -9,7 +9,10 @@
  * completed) → every table's rows and checksum, the Redis keys, the users, every
  * object's sha256 and headers, every record and the group's offsets are equal, and
  * a restored user reads the same history over XMPP. Last, the schedule's units run
- * under a real systemd (a sandbox host's).
+ * under a real systemd (a sandbox host's). PostgreSQL: every database (a second one,
+ * `imctl_extra`, beside ejabberd's), in directory format (the local sets) and custom
+ * format (the S3 set); the staging directory never outlives a run, and a stale one
+ * (with a process still in it) is cleared by the next backup.
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
@@ -18,6 +21,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {parse} from 'yaml'
+import {loadBackupKey, sealManifest} from '../../src/ops/backup/crypto.js'
+import {PG_STAGING_DIR} from '../../src/ops/backup/postgres.js'
 import {scheduleBackup, type Systemd} from '../../src/ops/backup/schedule.js'
 import {silentIo} from '../../src/io.js'
 import {createSandbox, editConfig, imctl, imctlKilledWhen, transcript, type Sandbox} from './harness.js'
@@ -33,7 +38,7 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   const backups = join(keep, 'sets')
   const key = join(keep, 'keys', 'backup-key')
   let setId = ''
-  let before_: {tables: string; redis: string; users: string; history: string[]; objects: string[]; kafka: Awaited<ReturnType<typeof kafkaDigest>>}
+  let before_: {tables: string; extra: string; redis: string; users: string; history: string[]; objects: string[]; kafka: Awaited<ReturnType<typeof kafkaDigest>>}
   let stores: StoreAccess | undefined
   const S3_TO = 's3://imctl-backups/drill'
   const allSecrets: string[] = []
@@ -47,6 +52,13 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
       'h1',
       `runuser -u postgres -- psql -XAt -d ejabberd -c "SELECT string_agg(format('%s %s %s', t.table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', t.table_name), false, true, '')))[1]::text, (xpath('/row/m/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(x::text, chr(10) ORDER BY x::text), '''')) AS m FROM public.%I x', t.table_name), false, true, '')))[1]::text), chr(10) ORDER BY t.table_name) FROM information_schema.tables t WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE'"`,
     )
+  /** The second database: row count and md5 of each table's rows, its schemas' owner and the database's. */
+  const extraDigest = () =>
+    sb.onHost(
+      'h1',
+      `runuser -u postgres -- psql -XAt -d imctl_extra -c "SELECT 'notes ' || count(*) || ' ' || md5(string_agg(x::text, chr(10) ORDER BY x::text)) FROM extra_notes x" -c "SELECT 'tally ' || count(*) || ' ' || md5(string_agg(x::text, chr(10) ORDER BY x::text)) FROM side.tally x" -c "SELECT 'owner ' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"`,
+    )
+  const stagingLeft = () => sb.onHost('h1', `test -e ${PG_STAGING_DIR} && echo left || echo gone`).trim()
   const redisDigest = () => sb.onHost('h1', `export REDISCLI_AUTH='${redisAuth()}'; for k in $(redis-cli --no-auth-warning --scan --pattern 'drill:*' | sort); do echo "$k=$(redis-cli --no-auth-warning GET "$k")"; done`)
   const users = () => sb.onHost('h1', `ejabberdctl registered_users ${DOMAIN} | sort`)
   const ws = () => `ws://${sb.hosts[0]!.address}:5280/ws`
@@ -90,8 +102,14 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     await new Promise((r) => setTimeout(r, 1000))
     await seedObjects(stores!.s3)
     await seedKafka(stores!)
-    before_ = {tables: tableDigest(), redis: redisDigest(), users: users(), history, objects: await objectsDigest(stores!.s3), kafka: await kafkaDigest(stores!)}
+    // A second database of the cluster, owned by ejabberd's role, with a table in public and one in a schema of its own.
+    sb.onHost(
+      'h1',
+      `runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE imctl_extra OWNER ejabberd" && runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d imctl_extra -c "CREATE TABLE extra_notes (id int PRIMARY KEY, body text); INSERT INTO extra_notes SELECT g, md5(g::text) FROM generate_series(1, 500) g; ALTER TABLE extra_notes OWNER TO ejabberd; CREATE SCHEMA side AUTHORIZATION ejabberd; CREATE TABLE side.tally (k text, n int); INSERT INTO side.tally VALUES ('a', 1), ('b', 2), ('c', 3); ALTER TABLE side.tally OWNER TO ejabberd"`,
+    )
+    before_ = {tables: tableDigest(), extra: extraDigest(), redis: redisDigest(), users: users(), history, objects: await objectsDigest(stores!.s3), kafka: await kafkaDigest(stores!)}
     assert.match(before_.tables, /^archive 10 /m, 'each delivered message is archived twice (sender and receiver)')
+    assert.match(before_.extra, /^notes 500 [0-9a-f]{32}\ntally 3 [0-9a-f]{32}\nowner ejabberd\n$/)
     assert.equal(before_.redis.trim().split('\n').length, 20)
     assert.deepEqual(before_.kafka.offsets, [0, 1, 2].map((p) => `${GROUP} ${TOPIC}/${p}=10`))
     assert.equal(before_.kafka.topics[TOPIC]!.records.length, 36)
@@ -100,9 +118,23 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     setId = r.json.result.id
     assert.ok(r.json.warnings.some((w: string) => /created the backup key/.test(w)))
-    const pgdump = r.json.result.artifacts.find((a: {name: string}) => a.name === 'postgresql-ejabberd.pgdump.enc')
-    assert.equal(pgdump.counts.archive, 10)
-    assert.equal(pgdump.counts.users, 3) // alice, bob and imctl's admin
+    // Every database of the cluster, in directory format by default, then the roles.
+    const pg = r.json.result.artifacts.filter((a: {component: string}) => a.component === 'postgresql')
+    assert.deepEqual(
+      pg.map((a: {name: string; postgresql?: {database: string; format: string; owner: string}}) => [a.name, a.postgresql?.database, a.postgresql?.format, a.postgresql?.owner]),
+      [
+        ['postgresql-ejabberd.pgdir.tar.enc', 'ejabberd', 'directory', 'ejabberd'],
+        ['postgresql-imctl_extra.pgdir.tar.enc', 'imctl_extra', 'directory', 'ejabberd'],
+        ['postgresql-postgres.pgdir.tar.enc', 'postgres', 'directory', 'postgres'],
+        ['postgresql-globals.sql.gz.enc', undefined, undefined, undefined],
+      ],
+    )
+    assert.equal(r.json.result.format, 2)
+    assert.match(r.json.result.versions.pg_dump, /^pg_dump \(PostgreSQL\) 15\./)
+    assert.equal(pg[0].counts.archive, 10)
+    assert.equal(pg[0].counts.users, 3) // alice, bob and imctl's admin
+    assert.deepEqual(pg[1].counts, {extra_notes: 500, 'side.tally': 3})
+    assert.equal(stagingLeft(), 'gone')
     const counts = (name: string) => r.json.result.artifacts.find((a: {name: string}) => a.name === name)?.counts
     assert.deepEqual(
       {objects: counts('minio-objects.tar.enc')['chat-media.objects'], handMade: counts('minio-objects.tar.enc')['made-by-hand.objects'], backups: counts('minio-objects.tar.enc')['imctl-backups.objects']},
@@ -119,23 +151,34 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   it('--to s3:// puts a set into the cluster\'s MinIO; list and verify read it there, a damaged object is named, and restore from there puts changed data back', async () => {
     const s3 = (...args: string[]) => [...args, '-c', c(), '--to', S3_TO, '--key', key, '--json']
     const t0 = Date.now()
-    const r = await imctl(['backup', 'create', ...s3()])
+    // PostgreSQL in custom format here: streamed, nothing staged on the host
+    const r = await imctl(['backup', 'create', '--pg-format', 'custom', ...s3()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     const id: string = r.json.result.id
     assert.equal(r.json.result.dir, `${S3_TO}/${NAME}/${id}`)
+    assert.deepEqual(
+      r.json.result.artifacts.filter((a: {component: string}) => a.component === 'postgresql').map((a: {name: string; postgresql?: {format: string}}) => [a.name, a.postgresql?.format]),
+      [['postgresql-ejabberd.pgdump.enc', 'custom'], ['postgresql-imctl_extra.pgdump.enc', 'custom'], ['postgresql-postgres.pgdump.enc', 'custom'], ['postgresql-globals.sql.gz.enc', undefined]],
+    )
     const list = await imctl(['backup', 'list', '-c', c(), '--to', S3_TO, '--json'])
-    assert.deepEqual(list.json.result.sets.map((x: {id: string; complete: boolean; artifacts: number}) => [x.id, x.complete, x.artifacts]), [[id, true, 9]])
-    // One flipped byte in an object of the set is named by verify (the restore below verifies the whole set first)
-    const objectKey = `drill/${NAME}/${id}/minio-objects.tar.enc`
-    const good = await getObject(stores!.s3, 'imctl-backups', objectKey)
-    const bad = Buffer.from(good)
-    bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 1
-    await putObject(stores!.s3, 'imctl-backups', objectKey, bad)
+    assert.deepEqual(list.json.result.sets.map((x: {id: string; complete: boolean; artifacts: number}) => [x.id, x.complete, x.artifacts]), [[id, true, 11]])
+    // One flipped byte in an object and in a custom-format dump of the set is named by verify (the restore below verifies the whole set first)
+    const damage = ['minio-objects.tar.enc', 'postgresql-imctl_extra.pgdump.enc']
+    const goods: Buffer[] = []
+    for (const name of damage) {
+      const good = await getObject(stores!.s3, 'imctl-backups', `drill/${NAME}/${id}/${name}`)
+      goods.push(good)
+      const bad = Buffer.from(good)
+      bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 1
+      await putObject(stores!.s3, 'imctl-backups', `drill/${NAME}/${id}/${name}`, bad)
+    }
     const damaged = await imctl(['backup', 'verify', id, ...s3()])
     assert.equal(damaged.exitCode, 1, damaged.stdout)
-    assert.deepEqual(damaged.json.result.problems.map((p: {artifact: string}) => p.artifact), ['minio-objects.tar.enc'])
-    await putObject(stores!.s3, 'imctl-backups', objectKey, good)
-    // Given changed data: an object gone, one overwritten, the group further on
+    assert.deepEqual(damaged.json.result.problems.map((p: {artifact: string}) => p.artifact).sort(), damage)
+    for (const [i, name] of damage.entries()) await putObject(stores!.s3, 'imctl-backups', `drill/${NAME}/${id}/${name}`, goods[i]!)
+    // Given changed data: rows of the second database gone, an object gone, one overwritten, the group further on
+    sb.onHost('h1', `runuser -u postgres -- psql -q -d imctl_extra -c "DELETE FROM extra_notes WHERE id > 100"`)
+    assert.notEqual(extraDigest(), before_.extra)
     await deleteObject(stores!.s3, 'chat-media', 'files/report.bin')
     await putObject(stores!.s3, 'chat-media', 'avatars/alice.png', Buffer.from('overwritten'))
     await consumeToEnd(stores!, GROUP)
@@ -143,7 +186,9 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     // When restoring from S3 in place
     const restored = await imctl(['backup', 'restore', id, ...s3()])
     assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr)
-    // Then objects, records and offsets are as backed up, and the overwritten object was kept aside
+    // Then the databases, objects, records and offsets are as backed up, and the overwritten object was kept aside
+    assert.deepEqual({tables: tableDigest(), extra: extraDigest()}, {tables: before_.tables, extra: before_.extra})
+    assert.ok(restored.json.result.keptAside.some((k: string) => /^h1: database imctl_extra_before_/.test(k)), restored.json.result.keptAside.join('\n'))
     assert.deepEqual(await objectsDigest(stores!.s3), before_.objects)
     assert.deepEqual(await kafkaDigest(stores!), before_.kafka)
     const kept = await listKeys(stores!.s3, 'chat-media', '.imctl-before-restore/')
@@ -172,11 +217,30 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     }
   })
 
+  it('restore refuses before changing anything a set dumped by a newer PostgreSQL than the server runs', async () => {
+    // A copy of the set whose manifest says pg_dump 99, sealed again with the key (as that newer imctl would have)
+    const copy = `${setId}-pg99`
+    cpSync(join(backups, NAME, setId), join(backups, NAME, copy), {recursive: true})
+    try {
+      const file = join(backups, NAME, copy, 'manifest.json')
+      const {hmac: _, ...body} = JSON.parse(readFileSync(file, 'utf8'))
+      body.versions.pg_dump = 'pg_dump (PostgreSQL) 99.1'
+      writeFileSync(file, JSON.stringify({...body, hmac: sealManifest(body, loadBackupKey(key, false).key)}, null, 2) + '\n')
+      const r = await imctl(['backup', 'restore', copy, ...bk()])
+      assert.equal(r.exitCode, 2, r.stdout)
+      assert.match(r.json.error!.message, /dumped by pg_dump \(PostgreSQL\) 99\.1 \(PostgreSQL 99\), and this server runs PostgreSQL 15: an older server cannot take them/)
+      assert.match(r.json.error!.nextSteps!.join(' '), /Nothing was changed/)
+      assert.equal(sb.onHost('h1', 'systemctl is-active ejabberd').trim(), 'active')
+    } finally {
+      rmSync(join(backups, NAME, copy), {recursive: true})
+    }
+  })
+
   it('verify --deep restores the set into a throwaway sandbox, healthy and with every row count equal', async () => {
     const r = await imctl(['backup', 'verify', setId, '--deep', ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     assert.equal(r.json.result.deep.healthy, true)
-    assert.equal(r.json.result.deep.tablesCompared, 41)
+    assert.equal(r.json.result.deep.tablesCompared, 43) // ejabberd's 41, imctl_extra's 2
     assert.deepEqual(r.json.result.deep.storesNotRestored, ['minio', 'kafka'])
     // The throwaway sandbox is gone again.
     const {execFileSync} = await import('node:child_process')
@@ -186,10 +250,12 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
   it('verify names every damaged artifact and a damaged manifest', async () => {
     const set = join(backups, NAME, setId)
     const names = [...readdirSync(set).filter((f) => f.endsWith('.enc')), 'manifest.json']
-    assert.equal(names.length, 11)
-    // One copy per artifact of PostgreSQL, Redis, ejabberd and the cluster, and one with a byte of each MinIO and Kafka artifact flipped at once.
-    const fresh = names.filter((n) => /^(minio|kafka)-/.test(n)).sort()
-    assert.deepEqual(fresh, ['kafka-records.jsonl.gz.enc', 'kafka-topics.json.gz.enc', 'minio-index.jsonl.gz.enc', 'minio-objects.tar.enc'])
+    assert.equal(names.length, 13)
+    // One copy per kind of artifact (a directory-format database dump, the roles, Redis, ejabberd's two, the cluster, the manifest),
+    // and one with a byte of each MinIO and Kafka artifact and of the other database dumps flipped at once.
+    const fresh = names.filter((n) => /^(minio|kafka)-|^postgresql-(imctl_extra|postgres)\.pgdir\.tar\.enc$/.test(n)).sort()
+    assert.deepEqual(fresh, ['kafka-records.jsonl.gz.enc', 'kafka-topics.json.gz.enc', 'minio-index.jsonl.gz.enc', 'minio-objects.tar.enc', 'postgresql-imctl_extra.pgdir.tar.enc', 'postgresql-postgres.pgdir.tar.enc'])
+    assert.deepEqual(names.filter((n) => !fresh.includes(n)).sort(), ['cluster.tar.gz.enc', 'ejabberd-config.yml.gz.enc', 'ejabberd-mnesia.backup.gz.enc', 'manifest.json', 'postgresql-ejabberd.pgdir.tar.enc', 'postgresql-globals.sql.gz.enc', 'redis-dump.rdb.gz.enc'])
     for (const group of [...names.filter((n) => !fresh.includes(n)).map((n) => [n]), fresh]) {
       const copy = `${setId}-damaged-${group.length > 1 ? 'stores' : group[0]!.replace(/[^a-z]/g, '')}`
       cpSync(set, join(backups, NAME, copy), {recursive: true})
@@ -219,10 +285,23 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     const list = await imctl(['backup', 'list', '-c', c(), '--to', backups, '--json'])
     const killedSet = list.json.result.sets.find((s: {id: string}) => !before.has(s.id))
     assert.equal(killedSet.complete, false)
+    // Given a staging directory as a killed run leaves it: a dump in it and its tool still running, in a session of its own
+    sb.onHost(
+      'h1',
+      `rm -rf ${PG_STAGING_DIR}; install -d -o postgres -g postgres -m 700 ${PG_STAGING_DIR} && runuser -u postgres -- mkdir ${PG_STAGING_DIR}/dump && runuser -u postgres -- sh -c 'head -c 1000000 /dev/urandom > ${PG_STAGING_DIR}/dump/stale.dat' && ` +
+        `(runuser -u postgres -- setsid sh -c 'echo $$ > ${PG_STAGING_DIR}/pid; exec tail -f ${PG_STAGING_DIR}/dump/stale.dat' >/dev/null 2>&1 &) && sleep 1`,
+    )
+    const stalePid = sb.onHost('h1', `cat ${PG_STAGING_DIR}/pid`).trim()
+    assert.equal(sb.onHost('h1', `tr '\\0' ' ' < /proc/${stalePid}/cmdline`).trim(), `tail -f ${PG_STAGING_DIR}/dump/stale.dat`)
     await new Promise((r) => setTimeout(r, 1100)) // set ids are per second
     const next = await imctl(['backup', 'create', ...bk()])
     assert.equal(next.exitCode, 0, next.stdout + next.stderr)
     assert.ok(next.json.warnings.some((w: string) => /stale lock/.test(w)), JSON.stringify(next.json.warnings))
+    // Then the stale tool was ended, its directory is gone, and the databases the in-place restore kept aside were left out
+    assert.equal(stagingLeft(), 'gone')
+    assert.equal(sb.onHost('h1', `test -d /proc/${stalePid} && echo running || echo ended`).trim(), 'ended')
+    assert.ok(next.json.warnings.some((w: string) => /databases a restore left are not backed up: .*ejabberd_before_/.test(w)), JSON.stringify(next.json.warnings))
+    assert.deepEqual(next.json.result.artifacts.filter((a: {postgresql?: unknown}) => a.postgresql).map((a: {postgresql: {database: string}}) => a.postgresql.database), ['ejabberd', 'imctl_extra', 'postgres'])
   })
 
   it('restores onto a new cluster, also after a restore was cut by SIGKILL, and everything is equal', async () => {
@@ -236,7 +315,8 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     const r = await imctl(['backup', 'restore', setId, ...bk()])
     assert.equal(r.exitCode, 0, r.stdout + r.stderr)
     assert.equal(r.json.result.healthy, true)
-    assert.deepEqual({tables: tableDigest(), redis: redisDigest(), users: users()}, {tables: before_.tables, redis: before_.redis, users: before_.users})
+    assert.deepEqual({tables: tableDigest(), extra: extraDigest(), redis: redisDigest(), users: users()}, {tables: before_.tables, extra: before_.extra, redis: before_.redis, users: before_.users})
+    assert.equal(stagingLeft(), 'gone')
     assert.deepEqual(await objectsDigest(stores!.s3), before_.objects)
     assert.deepEqual(await kafkaDigest(stores!), before_.kafka)
     assert.ok(r.json.result.steps.includes('kafka: topics created: chat-events, profiles'), r.json.result.steps.join('\n'))
@@ -246,6 +326,33 @@ describe('backup and restore: the restore drill', {timeout: 1_500_000}, () => {
     } finally {
       await alice.stop()
     }
+  })
+
+  it('a set made before every database was backed up (manifest format 1, one custom dump of ejabberd) still verifies and restores', async () => {
+    // Given such a set: made now in custom format, then cut down to what format 1 held and sealed again
+    const legacy = join(keep, 'legacy')
+    const made = await imctl(['backup', 'create', '--pg-format', 'custom', '-c', c(), '--to', legacy, '--key', key, '--json'])
+    assert.equal(made.exitCode, 0, made.stdout + made.stderr)
+    const id: string = made.json.result.id
+    const file = join(legacy, NAME, id, 'manifest.json')
+    const {hmac: _, ...body} = JSON.parse(readFileSync(file, 'utf8'))
+    const others = body.artifacts.filter((a: {postgresql?: {database: string}}) => a.postgresql && a.postgresql.database !== 'ejabberd')
+    for (const a of others) rmSync(join(legacy, NAME, id, a.name))
+    body.format = 1
+    body.artifacts = body.artifacts.filter((a: {name: string}) => !others.some((o: {name: string}) => o.name === a.name)).map(({postgresql: __, ...a}: {postgresql?: unknown}) => a)
+    writeFileSync(file, JSON.stringify({...body, hmac: sealManifest(body, loadBackupKey(key, false).key)}, null, 2) + '\n')
+    assert.deepEqual(body.artifacts.filter((a: {component: string}) => a.component === 'postgresql').map((a: {name: string}) => a.name), ['postgresql-ejabberd.pgdump.enc', 'postgresql-globals.sql.gz.enc'])
+    const v = await imctl(['backup', 'verify', id, '-c', c(), '--to', legacy, '--key', key, '--json'])
+    assert.equal(v.exitCode, 0, v.stdout)
+    assert.equal(v.json.result.checked, 9)
+    // When ejabberd's data changed and the set is restored
+    sb.onHost('h1', `runuser -u postgres -- psql -q -d ejabberd -c "DELETE FROM archive"`)
+    assert.notEqual(tableDigest(), before_.tables)
+    const r = await imctl(['backup', 'restore', id, '-c', c(), '--to', legacy, '--key', key, '--json'])
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr)
+    // Then ejabberd's database is back, the one the set lacks is left as it was, and only ejabberd's was kept aside
+    assert.deepEqual({tables: tableDigest(), extra: extraDigest()}, {tables: before_.tables, extra: before_.extra})
+    assert.deepEqual(r.json.result.keptAside.filter((k: string) => / database /.test(k)).map((k: string) => k.replace(/_before_.*/, '')), ['h1: database ejabberd'])
   })
 
   it('prune keeps what the policy says, and nothing goes while the newest set does not verify', async () => {

@@ -121,6 +121,14 @@ describe('backup schedule: the service', () => {
     assert.deepEqual(again.calls.filter((c) => !c.startsWith('show')), ['enable --now imctl-backup-solo.timer'])
   })
 
+  it('--pg-format custom goes onto the command line; directory, the default, does not', async () => {
+    const sd = recordingSystemd(units)
+    await scheduleBackup({...base, every: '1d', pgFormat: 'custom', systemd: sd})
+    assert.match(readFileSync(join(units, 'imctl-backup-solo.service'), 'utf8'), new RegExp(`^ExecStart=/usr/bin/node /opt/imctl/bin/run.js backup create --json -c ${config} --key ${join(dir, 'key')} --pg-format custom$`, 'm'))
+    await scheduleBackup({...base, every: '1d', pgFormat: 'directory', systemd: recordingSystemd(units)})
+    assert.match(readFileSync(join(units, 'imctl-backup-solo.service'), 'utf8'), new RegExp(`^ExecStart=/usr/bin/node /opt/imctl/bin/run.js backup create --json -c ${config} --key ${join(dir, 'key')}$`, 'm'))
+  })
+
   it('--disable stops the timer and removes the units; a second --disable is fine', async () => {
     const sd = recordingSystemd(units)
     const r = await scheduleBackup({...base, disable: true, systemd: sd})

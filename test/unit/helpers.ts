@@ -58,6 +58,7 @@ export const INSTALLED: Record<string, string> = {
   ejabberd: '23.01-1+deb12u1',
   'erlang-p1-pgsql': '1.1.19-1',
   'erlang-redis-client': '1.2.0-7',
+  nftables: '1.0.6-2+deb12u2',
 }
 
 /** An engine host with nothing of this cluster on it. */
@@ -112,6 +113,10 @@ export function convergedFacts(config: ClusterConfig, resources: Resource[]): Re
         }
         break
       case 'container-running':
+        break
+      case 'firewall':
+        f.firewall = r.table
+        f.services[r.unit] = {loaded: true, active: true, enabled: r.table !== null}
         break
     }
   }

@@ -5,6 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import {parse} from 'yaml'
+import {REDIS_TUNNEL, redisTunnelPort} from '../../src/components/ejabberd/index.js'
 import {component} from '../../src/components/registry.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import {loadManifest} from '../../src/config/manifest.js'
@@ -12,10 +13,11 @@ import type {ClusterConfig, ComponentName} from '../../src/config/model.js'
 import {redact, secretValues} from '../../src/config/secrets.js'
 import {ValidationError} from '../../src/errors.js'
 import {desiredState} from '../../src/plan/desired.js'
+import {openPorts} from '../../src/plan/firewall.js'
 import {planChanges} from '../../src/plan/planner.js'
 import type {FileResource, Resource} from '../../src/plan/resources.js'
 import {ensurePki, finishCaRotation, rotateCa, type ClusterPki} from '../../src/pki/pki.js'
-import {SECRETS, THREE_HOSTS_YAML, convergedFacts} from './helpers.js'
+import {SECRETS, THREE_HOSTS_YAML, configFrom, convergedFacts} from './helpers.js'
 
 const TLS_YAML = THREE_HOSTS_YAML.replace(/^components:/m, 'tls: {ca: imctl}\ncomponents:')
 
@@ -227,5 +229,49 @@ describe('planning a certificate change', () => {
   it('reads the key files it wrote', () => {
     const key = readFileSync(join(config.tls!.dir, 'redis-cache1.key'), 'utf8')
     assert.match(key, /^-----BEGIN PRIVATE KEY-----/)
+  })
+})
+
+describe('tls beside Patroni mode and the firewall', () => {
+  it('refuses `tls:` with PostgreSQL under Patroni (not yet), at the line of `hosts`', () => {
+    const yaml = TLS_YAML.replace('  - name: im1', '  - name: db2\n    address: 10.0.0.14\n    auth: {agent: true}\n  - name: im1').replace('postgresql: {host: db1}', 'postgresql: {hosts: [db1, db2], etcd: [db1, db2, im1]}')
+    const line = yaml.split('\n').findIndex((l) => l.includes('hosts: [db1, db2]')) + 1
+    assert.deepEqual(problems(yaml), [`${line}: components.postgresql.hosts: TLS with PostgreSQL under Patroni (\`hosts\`) is not there yet`])
+  })
+
+  it('the firewall opens the direct-TLS port on the entry host; the Redis tunnel stays on loopback with no rule', () => {
+    const config = tlsConfig(`${TLS_YAML}firewall: {enabled: true}\n`)
+    const resources = resourcesWith(config, ensurePki(config))
+    const table = resources.find((r) => r.kind === 'firewall' && r.host === 'im1')
+    assert.ok(table?.kind === 'firewall' && table.table !== null)
+    assert.match(table.table, /\n\t\ttcp dport 5223 accept\n/)
+    const tunnel = file(resources, REDIS_TUNNEL.conf).content
+    const local = redisTunnelPort(config.components.redis.port)
+    assert.match(tunnel, new RegExp(`accept = 127\\.0\\.0\\.1:${local}\\n`))
+    assert.ok(!resources.some((r) => r.kind === 'firewall' && r.table?.includes(`dport ${local} `)), 'no rule for the tunnel')
+    assert.match(table.table, /\n\t\tiif "lo" accept\n/)
+    // Only the entry host opens it; without tls: nobody does
+    assert.ok(!resources.some((r) => r.kind === 'firewall' && r.host !== 'im1' && r.table?.includes('dport 5223')))
+    const plain = configFrom(`${THREE_HOSTS_YAML}firewall: {enabled: true}\n`)
+    assert.ok(!openPorts(plain, 'im1').some((p) => p.port === 5223))
+    // Both want /etc/imctl on im1: a fresh host creates it once
+    const facts = convergedFacts(config, [])
+    const steps = planChanges(resources, facts, ['postgresql', 'redis', 'ejabberd'], (c) => component(c).dependsOn).steps
+    assert.equal(steps.filter((s) => s.host === 'im1' && s.what.startsWith('directory /etc/imctl ')).length, 1, steps.map((s) => `${s.host}: ${s.what}`).join('\n'))
+  })
+})
+
+describe('a change left pending by an interrupted run', () => {
+  const config = tlsConfig()
+  const resources = resourcesWith(config, ensurePki(config))
+  const facts = convergedFacts(config, resources)
+  for (const host of Object.values(facts)) host.packages['stunnel4'] = '3:5.68-2+deb12u1'
+  facts.im1!.paths['/etc/imctl'] = {type: 'directory', owner: 'root', group: 'root', mode: '755'}
+
+  it('restarts a service that a file other than its certificates notifies (the pending change may be that file)', () => {
+    facts.cache1!.pendingRestarts = ['redis-server']
+    const whats = planChanges(resources, facts, ['postgresql', 'redis', 'ejabberd'], (c) => component(c).dependsOn).steps.map((s) => s.what)
+    assert.deepEqual(whats, ['restart redis-server'])
+    facts.cache1!.pendingRestarts = []
   })
 })

@@ -26,7 +26,7 @@ interface Expected {
  * Line numbers count the `# bad: ...` comment on line 1.
  */
 const BAD: Record<string, Expected> = {
-  '01-unknown-top-level-key': {line: 6, column: 1, path: 'replicas', message: 'unknown key "replicas"', hint: 'allowed here: apiVersion, name, domain, release, secretsFile, knownHostsFile, hosts, components, tls'},
+  '01-unknown-top-level-key': {line: 6, column: 1, path: 'replicas', message: 'unknown key "replicas"', hint: 'allowed here: apiVersion, name, domain, release, secretsFile, knownHostsFile, hosts, components, firewall, tls'},
   // The error points at the unknown key itself, not at the host it sits in.
   '02-unknown-host-key': {line: 9, column: 5, path: 'hosts[0].hostname', message: 'unknown key "hostname"', hint: 'allowed here: name, address, port, user, sudo, auth, jump'},
   '03-port-as-string': {line: 9, column: 11, path: 'hosts[0].port', message: 'must be integer, not string "22"'},

@@ -23,6 +23,7 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
     to: backupToFlag,
     key: backupKeyFlag,
     'kafka-data': Flags.boolean({description: 'Back up every Kafka record too.', default: false}),
+    'pg-format': Flags.string({description: 'PostgreSQL dump format of the runs (see `backup create --pg-format`): directory (parallel, staged on the database host) or custom (streamed, no copy on the host, for a host short of disk).', options: ['directory', 'custom'], default: 'directory'}),
     status: Flags.boolean({description: 'Show the schedule, its next run and how the last one went.', default: false, exclusive: ['disable']}),
     disable: Flags.boolean({description: 'Stop the schedule and remove its units (the sets stay).', default: false}),
   }
@@ -36,6 +37,7 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
       ...(this.flags.to ? {to: this.flags.to} : {}),
       ...(this.flags.key ? {keyFile: this.flags.key} : {}),
       kafkaData: this.flags['kafka-data'],
+      pgFormat: this.flags['pg-format'] as 'custom' | 'directory',
       status: this.flags.status,
       disable: this.flags.disable,
       io,

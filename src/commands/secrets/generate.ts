@@ -1,7 +1,7 @@
 import {BaseCommand, configFlag} from '../../cli/base.js'
 import {loadClusterConfig} from '../../config/load.js'
 import {ensureSecrets} from '../../config/secrets.js'
-import {optionalComponents} from '../../config/model.js'
+import {secretSections} from '../../config/model.js'
 
 export default class SecretsGenerate extends BaseCommand<typeof SecretsGenerate> {
   static override summary = 'Create the secrets file (mode 0600) or add the values it lacks; existing values are kept.'
@@ -9,7 +9,7 @@ export default class SecretsGenerate extends BaseCommand<typeof SecretsGenerate>
 
   async run(): Promise<void> {
     const config = loadClusterConfig(this.flags.config)
-    const {created} = ensureSecrets(config.secretsFile, optionalComponents(config))
+    const {created} = ensureSecrets(config.secretsFile, secretSections(config))
     this.output({secretsFile: config.secretsFile, created}, (r) => (r.created.length ? `${r.secretsFile}: generated ${r.created.join(', ')}` : `${r.secretsFile}: complete, nothing generated`))
   }
 }

@@ -1,5 +1,5 @@
 import type {Component} from '../types.js'
-import type {Resource} from '../../plan/resources.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
 import {serverCertificate} from '../../pki/pki.js'
 
 /** Where ejabberd listens inside its container (published on the configured ports). */
@@ -45,7 +45,7 @@ export const ejabberd: Component = {
       host,
       listenIp: container ? '0.0.0.0' : host.address,
       ports: container ? PORTS : c.ejabberd.ports,
-      postgresql: ctx.endpoint('postgresql', 'ejabberd'),
+      postgresql: ctx.primaryEndpoint('ejabberd'),
       // With TLS ejabberd reaches Redis through the tunnel on its own loopback.
       redis: tls ? {address: '127.0.0.1', port: redisTunnelPort(ctx.endpoint('redis', 'ejabberd').port)} : ctx.endpoint('redis', 'ejabberd'),
       secrets: ctx.secrets,
@@ -71,7 +71,7 @@ export const ejabberd: Component = {
               ...base,
               kind: 'service' as const,
               unit: REDIS_TUNNEL.unit,
-              reload: [{argv: ['systemctl', 'reload', REDIS_TUNNEL.unit], root: true, description: 'make stunnel read the CA again'}],
+              reload: systemdReload(REDIS_TUNNEL.unit, 'stunnel reads the CA again'),
             },
             // Key and certificate in one file, as ejabberd's certfiles take them (clients hold the CA).
             {...file, path: tls.pem, content: own.key + own.cert, mode: '600', secret: true},

@@ -1,6 +1,7 @@
 import type {Component} from '../types.js'
-import type {Resource} from '../../plan/resources.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
 import {serverCertificate} from '../../pki/pki.js'
+import {patroniResources} from './patroni.js'
 import {scramSha256Verifier} from './scram.js'
 
 const PORT = 5432
@@ -8,7 +9,8 @@ const PORT = 5432
 export const postgresql: Component = {
   name: 'postgresql',
   dependsOn: [],
-  hosts: (config) => [config.components.postgresql.host],
+  // In Patroni mode every node; the first one is `host`.
+  hosts: (config) => config.components.postgresql.patroni?.hosts ?? [config.components.postgresql.host],
   container: {
     ports: [{containerPort: PORT, publish: (config) => config.components.postgresql.port}],
     volumes: [{name: 'data', path: '/var/lib/postgresql/15/main'}],
@@ -18,6 +20,7 @@ export const postgresql: Component = {
   },
   resources(ctx) {
     const placement = ctx.config.components.postgresql
+    if (placement.patroni) return patroniResources(ctx, placement.patroni)
     const host = ctx.host(placement.host)
     const release = ctx.manifest.components.postgresql!
     const etc = `/etc/postgresql/${release.version}/main`
@@ -70,7 +73,7 @@ export const postgresql: Component = {
         secret: false,
         notify: [unit],
       },
-      {...base, kind: 'service', unit, enableUnit: 'postgresql', ...(pki ? {reload: [{argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit} (new certificate)`}]} : {})},
+      {...base, kind: 'service', unit, enableUnit: 'postgresql', ...(pki ? {reload: systemdReload(unit, 'new certificate')} : {})},
       {...base, kind: 'pg-role', role: 'ejabberd', verifier: scramSha256Verifier(ctx.secrets.postgresql.ejabberd_password, 'ejabberd')},
       {...base, kind: 'pg-database', database: 'ejabberd', owner: 'ejabberd'},
     ]

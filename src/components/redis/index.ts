@@ -4,12 +4,12 @@ import type {Resource} from '../../plan/resources.js'
 import {serverCertificate} from '../../pki/pki.js'
 import {shScript} from '../../transport/command.js'
 
-/** Where Redis's TLS files live (with `tls:`); redis-cli on the host takes the CA from here too. */
 /** redis-cli's TLS options on the Redis host ('' without `tls:`), for scripts that put `$2` after the port. */
 export function redisCliTls(config: ClusterConfig): string {
   return config.tls ? `--tls --cacert ${REDIS_TLS_FILES.ca}` : ''
 }
 
+/** Where Redis's TLS files live (with `tls:`); redis-cli on the host takes the CA from here too. */
 export const REDIS_TLS_FILES = {cert: '/etc/redis/imctl-server.crt', key: '/etc/redis/imctl-server.key', ca: '/etc/redis/imctl-ca.crt'}
 
 const PORT = 6379

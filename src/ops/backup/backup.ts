@@ -20,8 +20,10 @@ import {lockCluster} from '../lock.js'
 import {ArtifactCheck, encryptor, HashTap, loadBackupKey, sealManifest} from './crypto.js'
 import {dumpRecords, KAFKA_RECORDS, KAFKA_TOPICS, snapshotCounts, snapshotKafka} from './kafka.js'
 import {bucketsToBackUp, dumpObjects, indexText, MINIO_INDEX, MINIO_OBJECTS, NOT_BACKED_UP, openMinioAsRoot} from './minio.js'
+import {backupPostgres, COUNT_ROWS_SQL, MANIFEST_FORMAT, manifestFormatProblem, parseCounts, readPgServer, type PgArtifactInfo, type PgFormat} from './postgres.js'
 import {backupRoot, isS3, openBackupStore, parseS3Url, type BackupStore} from './store.js'
 import {commandOutput} from '../../transport/stream.js'
+import {localPort, onStore} from './store-host.js'
 
 export interface ArtifactRecord {
   name: string
@@ -32,10 +34,13 @@ export interface ArtifactRecord {
   size: number
   gzip: boolean
   counts?: Record<string, number>
+  /** A database's dump (format 2): which database, in which format, its owner, encoding and size. */
+  postgresql?: PgArtifactInfo
 }
 
 export interface BackupManifest {
-  format: 1
+  /** 1: one custom-format dump of `ejabberd`; 2: one artifact per database (see postgres.ts). */
+  format: 1 | 2
   id: string
   cluster: string
   domain: string
@@ -56,6 +61,8 @@ export interface BackupOptions {
   acceptNewHostKeys?: boolean
   /** Kafka: every record of every topic too, not only topic settings and group offsets. */
   kafkaData?: boolean
+  /** PostgreSQL: `directory` (pg_dump -Fd -j N, staged on the database host; default) or `custom` (streamed, no copy there). */
+  pgFormat?: PgFormat
   /** The caller holds the cluster lock already (an upgrade backing up before it starts). */
   lockHeld?: boolean
   io: IoHost
@@ -82,10 +89,6 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
   const model = loadCluster(opts.configFile)
   const c = model.config.components
   const hosts = storeHosts(model)
-  const onEngine = hosts.filter((h) => h.engine)
-  if (onEngine.length) {
-    throw new UserError(`backups of components on engine hosts (${onEngine.map((h) => h.name).join(', ')}) are not supported yet`, ['Back up the engine volumes with the engine\'s own tools meanwhile.'])
-  }
   const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
   const key = loadBackupKey(keyFile, true)
   if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
@@ -101,9 +104,10 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
     await store.begin(id)
     const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], 'imctl backup create', opts.io)
     try {
-      const pg = conns.get(c.postgresql.host)!
-      const redis = conns.get(c.redis.host)!
-      const im = conns.get(c.ejabberd.host)!
+      // Each store's commands run where it lives: on its host, or in its container on an engine.
+      const pg = onStore(conns.get(c.postgresql.host)!, 'postgresql')
+      const redis = onStore(conns.get(c.redis.host)!, 'redis')
+      const im = onStore(conns.get(c.ejabberd.host)!, 'ejabberd')
       const artifacts: ArtifactRecord[] = []
       const save = async (a: Omit<ArtifactRecord, 'sha256' | 'size'>, source: () => Promise<Readable>): Promise<ArtifactRecord> => {
         opts.io.notify({type: 'info', message: `${a.host}: ${a.what}`})
@@ -123,24 +127,19 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
         return record
       }
 
-      // Versions, so a restore can refuse a mismatched release and use matching tools.
+      // Versions, so a restore can refuse a mismatched release and an older PostgreSQL.
+      const pgServer = await readPgServer(pg)
       const versions: Record<string, string> = {
         postgresql: (await pg.exec({...psql('postgres', 'SHOW server_version;'), component: 'postgresql'})).stdout.trim(),
-        pg_dump: (await pg.exec({argv: ['pg_dump', '--version'], description: 'read pg_dump\'s version'})).stdout.trim(),
+        pg_dump: pgServer.pgDumpVersion,
         redis: (await redis.exec({argv: ['redis-server', '--version'], description: 'read Redis\'s version'})).stdout.trim(),
         ejabberd: (await im.exec({argv: ['dpkg-query', '-W', '-f', '${Version}', 'ejabberd'], description: 'read ejabberd\'s version'})).stdout.trim(),
         ...(c.minio ? {minio: model.manifest.artifacts!.minio!.version} : {}),
         ...(c.kafka ? {kafka: model.manifest.artifacts!.kafka!.version} : {}),
       }
 
-      // PostgreSQL: every table's row count, then a custom-format dump streamed from pg_dump, and the roles.
-      const counts = parseCounts((await pg.exec(psql('ejabberd', COUNT_ROWS_SQL))).stdout)
-      await save({name: 'postgresql-ejabberd.pgdump.enc', component: 'postgresql', host: pg.host.name, what: 'pg_dump of database ejabberd (custom format)', gzip: false, counts}, () =>
-        commandOutput(pg, {argv: ['pg_dump', '-Fc', '-d', 'ejabberd'], asUser: 'postgres', description: 'dump database ejabberd'}),
-      )
-      await save({name: 'postgresql-globals.sql.gz.enc', component: 'postgresql', host: pg.host.name, what: 'roles (pg_dumpall --globals-only)', gzip: true}, () =>
-        commandOutput(pg, {argv: ['pg_dumpall', '--globals-only'], asUser: 'postgres', description: 'dump roles'}),
-      )
+      // PostgreSQL: every database with its tables' row counts, by the server's own pg_dump, and the roles.
+      await backupPostgres(pg, pgServer, opts.pgFormat ?? 'directory', save, opts.io)
 
       // Redis: a fresh BGSAVE that finished and succeeded, then its RDB file.
       const keys = await bgsave(redis, model)
@@ -199,7 +198,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupManifest 
       await save({name: 'cluster.tar.gz.enc', component: 'cluster', host: 'local', what: 'cluster.yaml, secrets file and every rendered file', gzip: true}, async () => clusterTar(model))
 
       const body: BackupManifest = {
-        format: 1,
+        format: MANIFEST_FORMAT,
         id,
         cluster: model.config.name,
         domain: model.config.domain,
@@ -233,26 +232,15 @@ export function storeHosts(model: ClusterModel): HostConfig[] {
   return model.config.hosts.filter((h) => names.has(h.name))
 }
 
-export const COUNT_ROWS_SQL = `SELECT table_name, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text
-FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name;\n`
+export {COUNT_ROWS_SQL, parseCounts}
 
 export function psql(database: string, sql: string): RemoteCommand {
   return {argv: ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-F', '\t', '-d', database], stdin: sql, asUser: 'postgres', description: `query database ${database}`}
 }
 
-export function parseCounts(stdout: string): Record<string, number> {
-  return Object.fromEntries(
-    stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split('\t'))
-      .map(([t, n]) => [t!, Number(n)]),
-  )
-}
-
 /** Starts BGSAVE and waits until it finished and succeeded; returns the number of keys. */
 async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number> {
-  const port = String(model.config.components.redis.port)
+  const port = String(localPort(model, conn.kind, 'redis'))
   // The password arrives on stdin, never in argv.
   const script =
     'export REDISCLI_AUTH="$(cat)"; ' +
@@ -357,6 +345,8 @@ export async function verifyBackup(opts: {configFile: string; id: string; to?: s
     }
     if (manifest) {
       const {hmac, ...body} = manifest
+      const formatProblem = manifestFormatProblem(manifest.format)
+      if (formatProblem) problems.push({artifact: 'manifest.json', problem: formatProblem})
       if (manifest.keyFingerprint !== key.fingerprint) problems.push({artifact: 'manifest.json', problem: `made with key ${manifest.keyFingerprint}, not with ${key.file} (${key.fingerprint})`})
       else if (hmac !== sealManifest(body, key.key)) problems.push({artifact: 'manifest.json', problem: 'its seal does not match: the manifest was changed or damaged'})
       for (const a of manifest.artifacts ?? []) {

@@ -6,7 +6,8 @@ import type {IoHost} from '../../io.js'
 import {createSandbox, destroySandbox} from '../../sandbox/sandbox.js'
 import {closeAll, connectHosts, loadCluster, type ClusterModel} from '../cluster.js'
 import {installService} from '../install.js'
-import {COUNT_ROWS_SQL, defaultKeyFile, parseCounts, psql, readManifest, verifyBackup, type VerifyResult} from './backup.js'
+import {defaultKeyFile, readManifest, verifyBackup, type VerifyResult} from './backup.js'
+import {COUNT_ROWS_SQL, parseCounts, pgDatabaseArtifacts, pgQuery} from './postgres.js'
 import {restoreBackup} from './restore.js'
 import {openBackupStore, type BackupStore} from './store.js'
 
@@ -48,18 +49,23 @@ async function deepVerifyFrom(model: ClusterModel, store: BackupStore, opts: {co
     }
     const restored = await restoreBackup({configFile: sb.configFile, id: opts.id, store, keyFile, skipAbsentStores: true, io: opts.io})
     if (!restored.healthy) problems.push({artifact: 'restore', problem: `health after the restore: ${restored.health.filter((h) => !h.ok).map((h) => `${h.component}: ${h.detail}`).join('; ')}`})
-    const expected = manifest.artifacts.find((a) => a.name === 'postgresql-ejabberd.pgdump.enc')?.counts ?? {}
     const sbModel = loadCluster(sb.configFile)
     const conns = await connectHosts(sbModel.config, sbModel.config.hosts, {io: opts.io})
+    let tablesCompared = 0
     try {
-      const got = parseCounts((await conns.get('h1')!.exec(psql('ejabberd', COUNT_ROWS_SQL))).stdout)
-      for (const [table, rows] of Object.entries(expected)) {
-        if (got[table] !== rows) problems.push({artifact: 'postgresql-ejabberd.pgdump.enc', problem: `table ${table}: ${got[table] ?? 'missing'} rows restored, manifest says ${rows}`})
+      // Every database of the set, each table's rows against the manifest.
+      for (const a of pgDatabaseArtifacts(manifest)) {
+        const db = a.postgresql.database
+        const got = parseCounts((await conns.get('h1')!.exec(pgQuery(COUNT_ROWS_SQL, `count the rows of every table in ${db}`, db))).stdout)
+        for (const [table, rows] of Object.entries(a.counts ?? {})) {
+          tablesCompared++
+          if (got[table] !== rows) problems.push({artifact: a.name, problem: `table ${table}: ${got[table] ?? 'missing'} rows restored, manifest says ${rows}`})
+        }
       }
     } finally {
       await closeAll(conns)
     }
-    return {...shallow, ok: problems.length === 0, problems, deep: {sandbox: name, healthy: restored.healthy, tablesCompared: Object.keys(expected).length, storesNotRestored: restored.skipped}}
+    return {...shallow, ok: problems.length === 0, problems, deep: {sandbox: name, healthy: restored.healthy, tablesCompared, storesNotRestored: restored.skipped}}
   } finally {
     await destroySandbox(name, sbDir).catch(() => undefined)
   }

@@ -5,7 +5,6 @@ import {openKafka, type KafkaSession} from '../../components/kafka/client.js'
 import {kafkaNodes} from '../../components/kafka/index.js'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
-import {sqlIdent, sqlLiteral} from '../../plan/observe.js'
 import {atomicWrite} from '../../plan/planner.js'
 import {redisCliTls} from '../../components/redis/index.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
@@ -17,8 +16,11 @@ import {lockCluster} from '../lock.js'
 import {defaultKeyFile, readManifest, storeHosts, verifyBackup} from './backup.js'
 import {decryptor, loadBackupKey} from './crypto.js'
 import {activeGroups, KAFKA_RECORDS, KAFKA_TOPICS, refuseActiveGroups, restoreKafka, type KafkaSnapshot} from './kafka.js'
+import {checkPostgresRestore, readPgServer, restorePostgres} from './postgres.js'
 import {KEPT_PREFIX, MINIO_INDEX, MINIO_OBJECTS, openMinioAsRoot, readIndex, restoreObjects} from './minio.js'
 import {openBackupStore, type BackupStore} from './store.js'
+import {localPort, managedFile, onStore, redisPutSteps, runStoreStep, serviceStep, type StoreName} from './store-host.js'
+import {engineNames} from '../../transport/engine-names.js'
 
 export interface RestoreOptions {
   configFile: string
@@ -60,7 +62,6 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const c = model.config.components
   const keyFile = opts.keyFile ?? defaultKeyFile(model.config.name)
   const hosts = storeHosts(model)
-  if (hosts.some((h) => h.engine)) throw new UserError('restores onto engine hosts are not supported yet', ['Restore onto SSH hosts.'])
   const conns = await connectHosts(model.config, hosts, opts)
   let store: BackupStore | undefined
   let kafka: {session: KafkaSession; admin: Admin; snapshot: KafkaSnapshot} | undefined
@@ -131,48 +132,37 @@ async function restoreFrom(
   }
   const lock = opts.lockHeld ? {release: async () => {}} : await lockCluster([...conns.values()], `imctl backup restore ${opts.id}`, opts.io)
   try {
-    const pg = conns.get(c.postgresql.host)!
-    const redis = conns.get(c.redis.host)!
-    const im = conns.get(c.ejabberd.host)!
+    // Each store's commands run where it lives: on its host, or in its container on an engine.
+    const pg = onStore(conns.get(c.postgresql.host)!, 'postgresql')
+    const redis = onStore(conns.get(c.redis.host)!, 'redis')
+    const im = onStore(conns.get(c.ejabberd.host)!, 'ejabberd')
+    const service = (conn: HostConnection, store: StoreName, op: 'stop' | 'start') => runStoreStep(conn, serviceStep(conn.kind, model.config.name, store, op))
     // What is there now is renamed, never dropped: by set and by this run, so a re-run keeps both.
     const tag = `${opts.id}_${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`.toLowerCase().replace(/[^a-z0-9_]/g, '')
     const keptAside: string[] = []
+    // Before anything changes: the server is not older than the dump, owners exist, the disk has room.
+    const pgServer = await readPgServer(pg)
+    await checkPostgresRestore(pg, pgServer, opts.id, manifest)
 
     say(im.host.name, 'stop ejabberd, so no client writes while the stores are restored')
-    await im.exec({argv: ['systemctl', 'stop', 'ejabberd'], root: true, description: 'stop ejabberd'})
+    await service(im, 'ejabberd', 'stop')
 
-    // PostgreSQL: restore into a fresh database beside the current one, then swap names.
-    const staging = 'ejabberd_restoring'
-    const aside = `ejabberd_before_${tag}`
-    say(pg.host.name, `restore database ejabberd from the set into ${staging}`)
-    await pg.exec(pgSql(`DROP DATABASE IF EXISTS ${sqlIdent(staging)} WITH (FORCE);\nCREATE DATABASE ${sqlIdent(staging)} OWNER ejabberd ENCODING 'UTF8' TEMPLATE template0;\n`, 'prepare the staging database'))
-    await pg.exec({argv: ['pg_restore', '--exit-on-error', '--no-password', '-d', staging], asUser: 'postgres', stdinStream: await artifact('postgresql-ejabberd.pgdump.enc'), description: `pg_restore into ${staging}`})
-    say(pg.host.name, `keep the current database as ${aside} and put the restored one in its place`)
-    await pg.exec(
-      pgSql(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ejabberd';\n` +
-          `SELECT format('ALTER DATABASE ejabberd RENAME TO %I', ${sqlLiteral(aside)}) WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'ejabberd')\\gexec\n` +
-          `ALTER DATABASE ${sqlIdent(staging)} RENAME TO ejabberd;\n`,
-        'swap the restored database in',
-      ),
-    )
-    keptAside.push(`${pg.host.name}: database ${aside}`)
+    // PostgreSQL: each database into a fresh one beside the current one, then names swapped.
+    keptAside.push(...(await restorePostgres(pg, pgServer, manifest, artifact, tag, say)))
 
     // Redis: the RDB in place of the current data (kept aside), loaded with AOF off, then AOF rebuilt from it.
     say(redis.host.name, 'stop Redis and put the RDB from the set in place (the current data is kept aside)')
-    await redis.exec({argv: ['systemctl', 'stop', 'redis-server'], root: true, description: 'stop Redis'})
-    await redis.exec({
-      argv: shScript('cd /var/lib/redis && for f in dump.rdb appendonlydir; do if [ -e "$f" ]; then mv "$f" "$f.before-$1"; fi; done', [tag]),
-      root: true,
-      description: 'keep the current Redis data aside',
-    })
-    keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}`)
-    await redis.exec({...atomicWrite('/var/lib/redis/dump.rdb', 'redis', 'redis', '660'), stdinStream: await artifact('redis-dump.rdb.gz.enc')})
-    await rebuildAof(redis, model, say)
+    const conf = managedFile(model, 'redis', '/etc/redis/redis.conf')
+    const writeConf = (content: string, what: string): RemoteCommand => ({...atomicWrite(conf.path, conf.owner, conf.group, conf.mode), stdin: content, description: what})
+    for (const step of redisPutSteps(redis.kind, model.config.name, tag, writeConf(conf.content.replace(/^appendonly yes$/m, 'appendonly no'), 'write redis.conf with AOF off for the load'))) {
+      await runStoreStep(redis, step, () => artifact('redis-dump.rdb.gz.enc'))
+    }
+    keptAside.push(`${redis.host.name}: /var/lib/redis/dump.rdb.before-${tag}, appendonlydir.before-${tag}${redis.kind === 'engine' ? ` (in volume ${engineNames.volume(model.config.name, 'redis', 'data')})` : ''}`)
+    await rebuildAof(redis, model, say, () => service(redis, 'redis', 'start'), writeConf(conf.content, 'put the managed redis.conf back (AOF on, as now at runtime)'))
 
     // ejabberd: start it on the restored stores, then load its internal database.
     say(im.host.name, 'start ejabberd and restore its internal database')
-    await im.exec({argv: ['systemctl', 'start', 'ejabberd'], root: true, description: 'start ejabberd'})
+    await service(im, 'ejabberd', 'start')
     const mnesia = '/var/lib/ejabberd/imctl-restore.mnesia'
     await im.exec({...atomicWrite(mnesia, 'ejabberd', 'ejabberd', '600'), stdinStream: await artifact('ejabberd-mnesia.backup.gz.enc'), description: 'upload the Mnesia backup'})
     await waitFor(() => im.exec({argv: ['ejabberdctl', 'status'], root: true, description: 'wait until ejabberd is started'}), 120_000)
@@ -229,24 +219,15 @@ async function text(stream: Readable): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-function pgSql(sql: string, description: string): RemoteCommand {
-  return {argv: ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], stdin: sql, asUser: 'postgres', description}
-}
-
 /**
  * Redis with `appendonly yes` ignores an RDB when it has no AOF, so the restored RDB is
- * loaded with AOF off (a temporary copy of the managed config), then AOF is switched on
- * at runtime, which rewrites it from the loaded data; the managed config then matches again.
+ * loaded with AOF off (redisPutSteps wrote that config), then AOF is switched on at
+ * runtime, which rewrites it from the loaded data; the managed config then matches again.
  */
-async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void): Promise<void> {
-  const managed = model.resources.find((r) => r.kind === 'file' && r.path === '/etc/redis/redis.conf')
-  if (managed?.kind !== 'file') throw new Error('bug: no managed redis.conf')
-  const write = (content: string, what: string) =>
-    redis.exec({...atomicWrite(managed.path, managed.owner, managed.group, managed.mode), stdin: content, description: what})
+async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: string, w: string) => void, start: () => Promise<void>, managedConf: RemoteCommand): Promise<void> {
   say(redis.host.name, 'load the RDB with AOF off, then rebuild the AOF from it')
-  await write(managed.content.replace(/^appendonly yes$/m, 'appendonly no'), 'write redis.conf with AOF off for the load')
-  await redis.exec({argv: ['systemctl', 'start', 'redis-server'], root: true, description: 'start Redis on the restored RDB'})
-  const port = String(model.config.components.redis.port)
+  await start()
+  const port = String(localPort(model, redis.kind, 'redis'))
   const script =
     'export REDISCLI_AUTH="$(cat)"; i=0; ' +
     'until redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 PING 2>/dev/null | grep -q PONG; do i=$((i+1)); [ $i -gt 240 ] && { echo "Redis did not answer" >&2; exit 1; }; sleep 0.5; done; ' +
@@ -257,7 +238,7 @@ async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: s
     '  i=$((i+1)); [ $i -gt 1800 ] && { echo "AOF rewrite did not finish" >&2; exit 1; }; sleep 0.5; done; ' +
     'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 DBSIZE'
   await redis.exec({argv: shScript(script, [port, redisCliTls(model.config)]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
-  await write(managed.content, 'put the managed redis.conf back (AOF on, as now at runtime)')
+  await redis.exec(managedConf)
 }
 
 async function waitFor<T>(fn: () => Promise<T>, ms: number): Promise<T> {

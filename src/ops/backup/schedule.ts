@@ -151,6 +151,8 @@ export interface ScheduleOptions {
   to?: string
   keyFile?: string
   kafkaData?: boolean
+  /** PostgreSQL's dump format for the runs; `directory`, the default, is left off the command line. */
+  pgFormat?: 'custom' | 'directory'
   disable?: boolean
   status?: boolean
   systemd?: Systemd
@@ -211,7 +213,7 @@ export async function scheduleBackup(opts: ScheduleOptions): Promise<ScheduleRes
   const key = loadBackupKey(keyFile, true)
   if (key.created) opts.io.notify({type: 'warning', message: `created the backup key ${keyFile}: keep a copy apart from the backups and the cluster; without it no set can be restored`})
   const imctl = opts.imctl ?? [process.execPath, join(packageRoot, 'bin', 'run.js')]
-  const argv = [...imctl, 'backup', 'create', '--json', '-c', configFile, '--key', keyFile, ...(opts.to ? ['--to', isS3(opts.to) ? opts.to : resolve(opts.to)] : []), ...(opts.kafkaData ? ['--kafka-data'] : [])]
+  const argv = [...imctl, 'backup', 'create', '--json', '-c', configFile, '--key', keyFile, ...(opts.to ? ['--to', isS3(opts.to) ? opts.to : resolve(opts.to)] : []), ...(opts.kafkaData ? ['--kafka-data'] : []), ...(opts.pgFormat === 'custom' ? ['--pg-format', 'custom'] : [])]
   const units = backupUnits({unit, cluster: model.config.name, argv, ...(systemd.scope === 'system' ? {user: userInfo().username} : {}), every: opts.every, ...(opts.at ? {at: opts.at} : {})})
   const changed = [writeUnit(files[0]!, units.service), writeUnit(files[1]!, units.timer)].some(Boolean)
   if (changed) await ctl(['daemon-reload'], 're-read the units')
