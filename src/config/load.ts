@@ -1,4 +1,4 @@
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
 import {isIP} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, relative, resolve} from 'node:path'
@@ -7,7 +7,7 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type 
 import {type ConfigProblem, UserError, ValidationError} from '../errors.js'
 import {schemaFile} from '../paths.js'
 import {listReleases} from './manifest.js'
-import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacement, SshAuth} from './model.js'
+import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacement, SshAuth, TlsConfig} from './model.js'
 
 type Path = (string | number)[]
 
@@ -86,6 +86,8 @@ export function parseClusterConfig(text: string, abs: string, opts: LoadOptions 
         problem(path, 'ejabberd needs exactly one of `host` or `hosts`', 'write `host: im1` for one node, or `hosts: [im1, im2]` for a cluster')
       } else if (e.keyword === 'uniqueItems') {
         problem(path, 'names the same host twice', 'list each host once')
+      } else if (e.keyword === 'oneOf' && e.instancePath === '/tls/ca') {
+        problem(path, 'ca is `imctl` or your own CA as `{cert: FILE, key: FILE}`', 'e.g. `tls: {ca: imctl}`')
       } else if (e.keyword === 'pattern') {
         problem(path, `${JSON.stringify(getIn(data, path))} is not valid here`, hintForPattern(path))
       } else if (e.keyword === 'const') {
@@ -133,11 +135,12 @@ interface RawConfig {
   release: string
   secretsFile?: string
   knownHostsFile?: string
+  tls?: {ca: 'imctl' | {cert: string; key: string}; days?: number}
   hosts: RawHost[]
   components: {
     postgresql: {host?: string; hosts?: string[]; port?: number; etcd?: string[]; proxyPort?: number}
     redis: {host: string; port?: number}
-    ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; api?: number}}
+    ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; c2sTls?: number; http?: number; mqtt?: number; api?: number}}
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
     haproxy?: {hosts: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; stats?: number}}
@@ -309,6 +312,13 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
     claim(h, comps.minio!.port ?? DEFAULT_PORTS.minio.port, 'minio', ['components', 'minio', comps.minio!.port ? 'port' : 'hosts'])
     claim(h, comps.minio!.consolePort ?? DEFAULT_PORTS.minio.consolePort, 'minio console', ['components', 'minio', comps.minio!.consolePort ? 'consolePort' : 'hosts'])
   }
+  if (raw.tls) {
+    const c2sTls = comps.ejabberd.ports?.c2sTls
+    for (const h of imHosts) claim(h, c2sTls ?? DEFAULT_C2S_TLS_PORT, 'ejabberd c2sTls', c2sTls ? ['components', 'ejabberd', 'ports', 'c2sTls'] : ['tls'])
+    checkTls(raw, problem, abs)
+  } else if (comps.ejabberd.ports?.c2sTls !== undefined) {
+    problem(['components', 'ejabberd', 'ports', 'c2sTls'], 'c2sTls is the direct-TLS XMPP port, and this cluster has no `tls:`', 'add `tls: {ca: imctl}`, or remove c2sTls')
+  }
   raw.firewall?.adminSources?.forEach((src, i) => {
     const bad = checkSource(src)
     if (bad) problem(['firewall', 'adminSources', i], bad.message, bad.hint)
@@ -323,6 +333,32 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
 /** The ejabberd nodes as written: `hosts`, or the one `host`. */
 function ejabberdHostsOf(raw: RawConfig): string[] {
   return raw.components.ejabberd.hosts ?? (raw.components.ejabberd.host !== undefined ? [raw.components.ejabberd.host] : [])
+}
+
+const DEFAULT_C2S_TLS_PORT = 5223
+
+/** TLS is for SSH hosts for now, and a CA of the user's own must exist with a private key only its owner reads. */
+function checkTls(raw: RawConfig, problem: ProblemFn, abs: string): void {
+  const tls = raw.tls!
+  const pg = raw.components.postgresql
+  // Patroni's nodes would each need a certificate and Patroni its own TLS settings (REST API, replication, etcd).
+  if (pg.hosts) problem(['components', 'postgresql', 'hosts'], 'TLS with PostgreSQL under Patroni (`hosts`) is not there yet', 'use `host:` (one PostgreSQL node) with `tls:`, or remove `tls:` for now')
+  // Every node would need its own certificate, and HAProxy (passing TLS through) a name in ejabberd's.
+  if (raw.components.ejabberd.hosts && raw.components.ejabberd.hosts.length > 1) problem(['components', 'ejabberd', 'hosts'], 'TLS with several ejabberd nodes (`hosts`) is not there yet', 'use `host:` (one ejabberd node) with `tls:`, or remove `tls:` for now')
+  if (raw.components.haproxy) problem(['components', 'haproxy'], 'TLS behind HAProxy is not there yet', 'remove `haproxy:` or `tls:` for now')
+  const onEngine = (name: string | undefined) => raw.hosts.find((h) => h.name === name)?.engine
+  const engines = (['postgresql', 'redis', 'ejabberd'] as const).filter((c) => (c === 'postgresql' ? pgNodes(pg).some(onEngine) : c === 'ejabberd' ? ejabberdHostsOf(raw).some(onEngine) : onEngine(raw.components[c].host)))
+  if (engines.length) problem(['tls'], `TLS is not there yet for components on container engines (${engines.join(', ')})`, 'place postgresql, redis and ejabberd on SSH hosts, or remove `tls:`')
+  for (const c of ['kafka', 'minio'] as const) {
+    if (raw.components[c]) problem(['components', c], `TLS for ${c === 'kafka' ? 'Kafka' : 'MinIO'} is not there yet, and \`tls:\` would leave it in plaintext`, `remove ${c} or \`tls:\` for now`)
+  }
+  if (typeof tls.ca === 'object') {
+    for (const key of ['cert', 'key'] as const) {
+      const file = resolve(dirname(abs), tls.ca[key])
+      if (!existsSync(file)) problem(['tls', 'ca', key], `${tls.ca[key]} does not exist`, key === 'cert' ? 'point `cert:` at your CA certificate (PEM)' : 'point `key:` at your CA\'s private key (PEM, mode 0600)')
+      else if (key === 'key' && statSync(file).mode & 0o077) problem(['tls', 'ca', 'key'], `${tls.ca.key} is readable by others (mode ${(statSync(file).mode & 0o777).toString(8)})`, `run: chmod 600 ${file}`)
+    }
+  }
 }
 
 /** Patroni's REST API (HAProxy's health check asks it which node is the primary). */
@@ -401,6 +437,7 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
           mqtt: e.mqtt ?? DEFAULT_PORTS.ejabberd.mqtt,
           api: e.api ?? DEFAULT_PORTS.ejabberd.api,
         },
+        ...(raw.tls ? {c2sTlsPort: e.c2sTls ?? DEFAULT_C2S_TLS_PORT} : {}),
       },
       ...(k ? {kafka: {hosts: k.hosts, port: k.port ?? DEFAULT_PORTS.kafka.port, controllerPort: k.controllerPort ?? DEFAULT_PORTS.kafka.controllerPort}} : {}),
       ...(m
@@ -429,6 +466,17 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
         : {}),
     },
     ...(raw.firewall ? {firewall: {enabled: raw.firewall.enabled, adminSources: (raw.firewall.adminSources ?? []).map(canonicalSource)}} : {}),
+    ...(raw.tls ? {tls: toTls(raw.tls, raw.name, dir, raw.secretsFile)} : {}),
+  }
+}
+
+function toTls(t: NonNullable<RawConfig['tls']>, name: string, dir: string, secretsFile: string | undefined): TlsConfig {
+  // The PKI lives beside the secrets file, as sensitive as it.
+  const pkiDir = resolve(dirname(resolve(dir, secretsFile ?? `${name}.secrets.yaml`)), `${name}.pki`)
+  return {
+    ca: t.ca === 'imctl' ? {kind: 'imctl'} : {kind: 'file', cert: resolve(dir, t.ca.cert), key: resolve(dir, t.ca.key)},
+    days: t.days ?? 397,
+    dir: pkiDir,
   }
 }
 
@@ -557,7 +605,7 @@ function describeType(v: unknown): string {
 function simplifyAjvErrors(errors: ErrorObject[]): ErrorObject[] {
   const authOneOf = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath))
   // (the same holds for engine's oneOf)
-  return errors.filter((e) => !(e.keyword === 'required' && authOneOf.has(e.instancePath) && e.schemaPath.includes('oneOf')))
+  return errors.filter((e) => !(e.keyword === 'required' && authOneOf.has(e.instancePath) && e.schemaPath.includes('oneOf')) && !(e.instancePath.startsWith('/tls/ca') && e.keyword !== 'oneOf' && e.schemaPath.includes('/ca/oneOf')))
 }
 
 function allowedKeys(e: ErrorObject): string | undefined {

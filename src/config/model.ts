@@ -55,6 +55,8 @@ export interface EjabberdPlacement {
   /** Every node, the first one first; more than one: an ejabberd cluster on SSH hosts. */
   hosts: string[]
   ports: {c2s: number; http: number; mqtt: number; api: number}
+  /** XMPP with direct TLS: set only when the cluster has `tls:`. */
+  c2sTlsPort?: number
 }
 
 /** HAProxy in TCP passthrough in front of every ejabberd node. */
@@ -96,6 +98,16 @@ export interface ComponentsConfig {
 
 export type ComponentName = keyof ComponentsConfig
 
+/** TLS on every hop: the CA that issues each component's server certificate. */
+export interface TlsConfig {
+  /** imctl's own CA (in the PKI directory beside the secrets file), or the user's CA files (absolute paths). */
+  ca: {kind: 'imctl'} | {kind: 'file'; cert: string; key: string}
+  /** Validity of an issued server certificate. */
+  days: number
+  /** Absolute path of the directory with the CA (when imctl's) and the issued certificates and keys. */
+  dir: string
+}
+
 /** nftables rules on the SSH hosts (src/plan/firewall.ts says what is public). */
 export interface FirewallConfig {
   enabled: boolean
@@ -114,6 +126,8 @@ export interface ClusterConfig {
   knownHostsFile: string
   hosts: HostConfig[]
   components: ComponentsConfig
+  /** Absent: the cluster runs without TLS between its hosts, as before. */
+  tls?: TlsConfig
   /** Absent when cluster.yaml has no `firewall:` (then nothing about it changes on hosts). */
   firewall?: FirewallConfig
 }

@@ -3,6 +3,7 @@ import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, wr
 import {dirname} from 'node:path'
 import {parse, stringify} from 'yaml'
 import {UserError} from '../errors.js'
+import type {ClusterPki} from '../pki/pki.js'
 
 /** Every generated credential of a cluster. Lives only in the secrets file (0600). */
 export interface ClusterSecrets {
@@ -15,11 +16,13 @@ export interface ClusterSecrets {
   minio?: {root_password: string; backup_secret: string; archive_secret: string; health_secret: string}
   /** Present when ejabberd runs on 2 or more nodes: the Erlang cookie they all share. */
   ejabberd_cluster?: {erlang_cookie: string}
+  /** Present with `tls:`: the CA and the issued certificates, read from the PKI directory (never from the secrets file). */
+  tls?: ClusterPki
   /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
   patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
 
-type Sections = Required<ClusterSecrets>
+type Sections = Required<Omit<ClusterSecrets, 'tls'>>
 const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   postgresql: ['ejabberd_password'],
   redis: ['password'],
@@ -120,7 +123,9 @@ export function writePrivateFile(file: string, content: string): void {
 
 /** All secret values, for redacting them from any text shown to people. */
 export function secretValues(s: ClusterSecrets): string[] {
-  return Object.values(s).flatMap((section) => Object.values(section as Record<string, string>))
+  const {tls, ...sections} = s
+  // Of the PKI only the private keys are secret.
+  return [...Object.values(sections).flatMap((section) => Object.values(section as Record<string, string>)), ...(tls?.servers.map((c) => c.key) ?? [])]
 }
 
 export function redact(text: string, secrets: string[]): string {

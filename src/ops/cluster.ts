@@ -5,6 +5,7 @@ import {loadManifest, type ReleaseManifest} from '../config/manifest.js'
 import {secretSections, type ClusterConfig, type HostConfig} from '../config/model.js'
 import {loadSecrets, redact, secretValues, type ClusterSecrets} from '../config/secrets.js'
 import {UserError} from '../errors.js'
+import {ensurePki, type PkiOptions} from '../pki/pki.js'
 import type {IoHost} from '../io.js'
 import {desiredState, hostsInUse, type OfflineSource} from '../plan/desired.js'
 import type {HostFacts} from '../plan/facts.js'
@@ -31,10 +32,12 @@ export interface ClusterModel {
   redact(text: string): string
 }
 
-export function loadCluster(configFile: string, opts: {offline?: OfflineSource} = {}): ClusterModel {
+export function loadCluster(configFile: string, opts: {offline?: OfflineSource; pki?: PkiOptions} = {}): ClusterModel {
   const config = loadClusterConfig(configFile, {checkKeyFiles: true})
   const manifest = loadManifest(config.release)
   const secrets = loadSecrets(config.secretsFile, secretSections(config))
+  // The CA and each server certificate are made here when missing or no longer right, so plan shows what they change.
+  if (config.tls) secrets.tls = ensurePki(config, opts.pki)
   const values = secretValues(secrets)
   return {config, manifest, secrets, resources: desiredState(config, manifest, secrets, undefined, opts.offline), redact: (t) => redact(t, values)}
 }

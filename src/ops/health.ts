@@ -2,7 +2,9 @@ import {randomBytes} from 'node:crypto'
 import {client as xmppClient, xml} from '@xmpp/client'
 import {Redis} from 'ioredis'
 import pg from 'pg'
+import {checkServerIdentity, type PeerCertificate} from 'node:tls'
 import WebSocket from 'ws'
+import {trustWebSocket} from '../pki/websocket.js'
 import {openEjabberdApi, type EjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
 import type {IoHost} from '../io.js'
@@ -138,12 +140,16 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
   const pgLogin = timed(c.postgresql.patroni ? c.ejabberd.host : c.postgresql.host, 'postgresql', `login as ejabberd from ${c.ejabberd.host}${c.postgresql.patroni ? ' through its proxy to the primary' : ''}, SELECT 1`, async () => {
     const pgAt = primaryEndpoint(model.config, 'ejabberd')
     const t = await im.tunnel(pgAt.address, pgAt.port, 'ejabberd')
-    const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000})
+    const pki = model.secrets.tls
+    // With TLS: verify-full, the name being the address ejabberd connects to (the tunnel's 127.0.0.1 is not it).
+    const ssl = pki ? {ca: pki.caBundle, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(pgAt.address, cert)} : undefined
+    const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000, ...(ssl ? {ssl} : {})})
     try {
       await db.connect()
-      const res = await db.query<{one: number; version: string}>('SELECT 1 AS one, current_setting(\'server_version\') AS version')
+      const res = await db.query<{one: number; version: string; ssl: boolean | null}>('SELECT 1 AS one, current_setting(\'server_version\') AS version, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl')
       if (res.rows[0]?.one !== 1) throw new Error('SELECT 1 did not return 1')
-      return `PostgreSQL ${res.rows[0].version} answers`
+      if (pki && res.rows[0].ssl !== true) throw new Error('the session is not encrypted although the cluster has tls')
+      return `PostgreSQL ${res.rows[0].version} answers${pki ? ' over TLS (certificate verified)' : ''}`
     } finally {
       await db.end().catch(() => {})
       await t.close()
@@ -156,14 +162,17 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
   const redisCheck = timed(c.redis.host, 'redis', `AUTH and PING from ${c.ejabberd.host}`, async () => {
     const redisAt = endpointFor(model.config, 'redis', 'ejabberd')
     const t = await im.tunnel(redisAt.address, redisAt.port, 'ejabberd')
-    const client = new Redis({host: '127.0.0.1', port: t.port, password: model.secrets.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 10_000})
+    const pki = model.secrets.tls
+    // With TLS: Redis's certificate checked against the CA and for the address ejabberd's tunnel connects to.
+    const tls = pki ? {ca: pki.caBundle, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(redisAt.address, cert)} : undefined
+    const client = new Redis({host: '127.0.0.1', port: t.port, password: model.secrets.redis.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 10_000, ...(tls ? {tls} : {})})
     client.on('error', () => {})
     try {
       await client.connect()
       const pong = await client.ping()
       if (pong !== 'PONG') throw new Error(`PING answered ${pong}`)
       const info = await client.info('server')
-      return `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} answers PONG`
+      return `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} answers PONG${pki ? ' over TLS (certificate verified)' : ''}`
     } finally {
       client.disconnect()
       await t.close()
@@ -350,11 +359,15 @@ async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: Ej
     : ejabberdHost.engine
       ? await im.tunnel('127.0.0.1', CONTAINER_PORTS.http, 'ejabberd')
       : await im.tunnel(ejabberdHost.address, model.config.components.ejabberd.ports.http)
+  const pki = model.secrets.tls
+  // With TLS the WebSocket is WSS, its certificate checked for the XMPP domain against the cluster's CA.
+  const untrust = pki ? trustWebSocket(`127.0.0.1:${tunnel.port}`, pki.caBundle, domain) : () => {}
+  const service = `${pki ? 'wss' : 'ws'}://127.0.0.1:${tunnel.port}/ws`
   const clients: ReturnType<typeof xmppClient>[] = []
   try {
     for (const u of users) await api.call('register', {user: u.user, host: domain, password: u.password})
     for (const u of users) {
-      const x = xmppClient({service: `ws://127.0.0.1:${tunnel.port}/ws`, domain, username: u.user, password: u.password, resource: 'imctl-health'})
+      const x = xmppClient({service, domain, username: u.user, password: u.password, resource: 'imctl-health'})
       x.on('error', () => {})
       // The check must fail, not retry forever, when the server goes away.
       x.reconnect?.stop()
@@ -372,8 +385,9 @@ async function messageRoundTrip(model: ClusterModel, im: HostConnection, api: Ej
     await receiver.send(xml('presence'))
     await sender.send(xml('message', {to: `${users[1]!.user}@${domain}`, type: 'chat'}, xml('body', {}, token)))
     await withTimeout(received, timeoutSec * 1000, 'message delivery')
-    return `${users[0]!.user} → ${users[1]!.user} delivered in ${Date.now() - t0} ms (login included)`
+    return `${users[0]!.user} → ${users[1]!.user} delivered in ${Date.now() - t0} ms (login included${pki ? ', over WSS' : ''})`
   } finally {
+    untrust()
     await Promise.allSettled(clients.map((x) => x.stop()))
     await Promise.allSettled(users.map((u) => api.call('unregister', {user: u.user, host: domain})))
     await tunnel.close()

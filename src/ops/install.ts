@@ -6,6 +6,7 @@ import {ensureArtifact} from './artifacts.js'
 import {openBundle, requireBundledImages, type OpenedBundle} from './bundle/open.js'
 import {appendAuditCommand, auditEntry} from './audit.js'
 import type {HostConnection} from '../transport/types.js'
+import type {PkiOptions} from '../pki/pki.js'
 import {closeAll, connectHosts, loadCluster, observeAndPlan, usedHosts, type ClusterModel} from './cluster.js'
 import {lockCluster} from './lock.js'
 
@@ -90,6 +91,8 @@ export interface RunOptions {
   purgeData?: boolean
   acceptNewHostKeys?: boolean
   io: IoHost
+  /** How the PKI is read (cert rotate's passes). */
+  pki?: PkiOptions
 }
 
 /** `imctl plan`: connect, observe read-only, return the steps that would change. */
@@ -165,7 +168,7 @@ async function applyInstall(model: ClusterModel, plan: Plan, view: PlanResult, c
 
 /** With --bundle: the bundle is verified and extracted before any host is contacted, and must be for the cluster's release. */
 async function loadForRun(opts: RunOptions): Promise<{model: ClusterModel; bundle?: OpenedBundle}> {
-  if (!opts.bundle) return {model: loadCluster(opts.configFile)}
+  if (!opts.bundle) return {model: loadCluster(opts.configFile, opts.pki ? {pki: opts.pki} : {})}
   loadCluster(opts.configFile) // a bad config is reported before a long bundle check
   const bundle = await openBundle(opts.bundle, opts.io)
   const model = loadCluster(opts.configFile, {offline: {id: bundle.sha256.slice(0, 16), debs: bundle.debs.files}})

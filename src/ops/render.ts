@@ -6,6 +6,7 @@ import {secretSections} from '../config/model.js'
 import {existsSync} from 'node:fs'
 import {placeholderSecrets, loadSecrets, redact, secretValues} from '../config/secrets.js'
 import {desiredState} from '../plan/desired.js'
+import {ensurePki, placeholderPki} from '../pki/pki.js'
 
 export interface RenderedFile {
   host: string
@@ -31,6 +32,7 @@ export function renderService(opts: {configFile: string; out: string; withSecret
   const manifest = loadManifest(config.release)
   // Rendering works before secrets exist; placeholders stand in for them.
   const secrets = existsSync(config.secretsFile) ? loadSecrets(config.secretsFile, secretSections(config)) : placeholderSecrets()
+  if (config.tls) secrets.tls = existsSync(config.secretsFile) ? ensurePki(config) : placeholderPki(config)
   const values = secretValues(secrets)
   const out = resolve(opts.out)
   const files: RenderedFile[] = []

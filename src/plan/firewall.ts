@@ -46,6 +46,8 @@ export function openPorts(config: ClusterConfig, host: string): OpenPort[] {
     const to = c.haproxy ? 'cluster' : 'public'
     out.push({port: c.ejabberd.ports.c2s, to, what: 'XMPP clients'}, {port: c.ejabberd.ports.http, to, what: 'WebSocket'}, {port: c.ejabberd.ports.mqtt, to, what: 'MQTT'})
     if (ejabberdClustered(config)) out.push(...ejabberdClusterPorts().map((p) => ({port: p.port, to: 'cluster' as const, what: `ejabberd ${p.what}`})))
+    // With `tls:`: XMPP with direct TLS (TLS is refused behind HAProxy for now). The Redis tunnel listens on loopback, which `iif "lo"` lets in.
+    if (c.ejabberd.c2sTlsPort !== undefined) out.push({port: c.ejabberd.c2sTlsPort, to, what: 'XMPP clients (direct TLS)'})
   }
   const pg = c.postgresql.patroni
   if (pg ? pg.hosts.includes(host) : c.postgresql.host === host) out.push({port: c.postgresql.port, to: 'cluster', what: 'PostgreSQL'})
@@ -167,7 +169,8 @@ export function firewallResources(config: ClusterConfig, manifest: ReleaseManife
     const file = (path: string, content: string, mode: string, daemonReload = false): FileResource => ({...base, kind: 'file', path, content, owner: 'root', group: 'root', mode, secret: false, notify: [], ...(daemonReload ? {daemonReload} : {})})
     out.push(
       {...base, kind: 'packages', packages: [nft]},
-      {...base, kind: 'directory', path: '/etc/imctl', owner: 'root', group: 'root', mode: '755'},
+      // Unless a component made it already (with `tls:` the Redis tunnel's files live there too).
+      ...(resources.some((r) => r.kind === 'directory' && r.host === host.name && r.path === '/etc/imctl') ? [] : [{...base, kind: 'directory' as const, path: '/etc/imctl', owner: 'root', group: 'root', mode: '755'}]),
       file(FIREWALL_FILE, renderFirewallFile(config, host), '600'),
       file(`/etc/systemd/system/${FIREWALL_UNIT}.service`, firewallUnit(), '644', true),
       {...base, kind: 'firewall', path: FIREWALL_FILE, unit: FIREWALL_UNIT, table: renderFirewallTable(config, host), adminSources: fw.adminSources},

@@ -88,6 +88,10 @@ export function planChanges(
           : componentOrder.indexOf(r.component)
   const sorted = resources.map((r, i) => ({r, i})).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map((x) => x.r)
   const changedFilesFor = new Map<string, string[]>()
+  /** Changed files that a unit's reload picks up (certificates, Patroni's config). */
+  const reloadableFiles = new Set<string>()
+  /** `host:unit` that some file not marked reloadable notifies: a change of unknown origin restarts it. */
+  const restartFiles = new Set(resources.flatMap((r) => (r.kind === 'file' && !r.reloadable ? r.notify.map((u) => `${r.host}:${u}`) : [])))
   const installsOn = new Set<string>()
   /** `host:component` whose packages an upgrade changes: their services restart on the new version. */
   const upgraded = new Set<string>()
@@ -153,6 +157,7 @@ export function planChanges(
           break
         }
         if (!contentSame) for (const u of r.notify) changedFilesFor.set(`${r.host}:${u}`, [...(changedFilesFor.get(`${r.host}:${u}`) ?? []), r.path])
+        if (!contentSame && r.reloadable) reloadableFiles.add(`${r.host}:${r.path}`)
         const why = now === null ? 'does not exist' : !contentSame ? 'content differs' : `owner/mode is ${now.owner}:${now.group} ${now.mode}`
         steps.push({
           ...base,
@@ -272,9 +277,12 @@ export function planChanges(
         const pending = f.pendingRestarts.includes(r.unit)
         const after = dependsOn(r.component)
         const newVersion = upgraded.has(`${r.host}:${r.component}`)
-        if (r.reload && s?.active && (changed.length || pending) && !newVersion && !installsOn.has(r.host)) {
-          const why = changed.length ? `${changed.join(', ')} changed` : 'a config change from an interrupted run is not live yet'
-          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why, run: {type: 'exec', commands: reloadService(r.unit)}})
+        // A reload suffices when every changed file is one the unit re-reads on reload, and a change
+        // left pending by an interrupted run can only have come from such files.
+        const reloadSuffices = changed.every((p) => reloadableFiles.has(`${r.host}:${p}`)) && (!pending || !restartFiles.has(`${r.host}:${r.unit}`))
+        if (r.reload && s?.active === true && (changed.length || pending) && reloadSuffices && !newVersion && !installsOn.has(r.host)) {
+          const why = changed.length ? `${changed.join(', ')} changed (picked up without a restart)` : 'a config change from an interrupted run is not live yet'
+          steps.push({...base, after, action: 'reload', what: `reload ${r.unit}`, why, run: {type: 'exec', commands: [...r.reload, clearPendingRestart(r.unit)]}})
         } else if (changed.length || pending || newVersion || (installsOn.has(r.host) && s?.active !== false)) {
           const why = changed.length
             ? `${changed.join(', ')} changed`
@@ -610,17 +618,12 @@ export function restartService(unit: string, enableUnit: string, ready?: RemoteC
     {argv: ['systemctl', 'restart', unit], root: true, description: `restart ${unit}`},
     {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
     ...(ready ? [ready] : []),
-    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
+    clearPendingRestart(unit),
   ]
 }
 
-/** Applies a changed config to a running service without stopping it. */
-export function reloadService(unit: string): RemoteCommand[] {
-  return [
-    {argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit}`},
-    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
-    {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`},
-  ]
+export function clearPendingRestart(unit: string): RemoteCommand {
+  return {argv: ['rm', '-f', `${PENDING_DIR}/${unit}`], root: true, description: `clear the pending restart of ${unit}`}
 }
 
 export function enableService(unit: string): RemoteCommand {

@@ -52,6 +52,8 @@ export interface FileResource extends Base {
   secret: boolean
   /** Units to restart when this file changes. */
   notify: string[]
+  /** Its units pick a change up on reload (a certificate, Patroni's config): reloaded instead of restarted when nothing else changed (see ServiceResource.reload). */
+  reloadable?: boolean
   /** A systemd unit file: systemd re-reads its units after a change. */
   daemonReload?: boolean
   /** apt reads it (a sources entry or a pin): written before any package step on its host. */
@@ -68,8 +70,12 @@ export interface ServiceResource extends Base {
   enableUnit?: string
   /** Succeeds once the service serves; run after each start or restart (systemd's "active" comes sooner). */
   ready?: RemoteCommand
-  /** A changed config file reaches the running service by `systemctl reload`, not a restart (Patroni: a restart of the primary is a failover). */
-  reload?: boolean
+  /**
+   * How the running service re-reads its files without a restart. A change to files marked
+   * `reloadable` and nothing else reloads it (certificates: clients stay connected; Patroni: a
+   * restart of the primary is a failover); any other change restarts it.
+   */
+  reload?: RemoteCommand[]
 }
 
 export interface PgRoleResource extends Base {
@@ -311,4 +317,12 @@ export function resourceKey(r: Resource): string {
 /** The SHA256SUMS text of an artifact (`sha256sum -c` format, sorted by path): what a complete copy holds. */
 export function artifactSums(files: {path: string; sha256: string}[]): string {
   return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((f) => `${f.sha256}  ${f.path}\n`).join('')
+}
+
+/** `systemctl reload` of a unit, then a check that it is still running. */
+export function systemdReload(unit: string, why: string): RemoteCommand[] {
+  return [
+    {argv: ['systemctl', 'reload', unit], root: true, description: `reload ${unit} (${why})`},
+    {argv: ['systemctl', 'is-active', '--quiet', unit], root: true, description: `check that ${unit} is running`},
+  ]
 }

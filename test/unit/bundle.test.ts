@@ -102,6 +102,7 @@ describe('which packages a bundle carries', () => {
         'ejabberd:erlang-redis-client=1.2.*',
         'haproxy:haproxy=2.6.*',
         'host:openjdk-17-jre-headless=17.*',
+        'host:stunnel4=3:5.68-*',
         // The firewall's nft: a bundle works for a cluster with `firewall:` on too.
         'host:nftables=1.0.6-*',
       ],

@@ -57,6 +57,15 @@ function haResources(): Resource[] {
 const ORDER: ComponentName[] = ['postgresql', 'redis', 'ejabberd', 'kafka', 'minio', 'haproxy']
 const plan = (resources: Resource[], facts: ReturnType<typeof convergedFacts>) => planChanges(resources, facts, ORDER, (c) => component(c).dependsOn)
 
+describe('an ejabberd cluster beside tls:', () => {
+  it('refuses `tls:` with several ejabberd nodes and with HAProxy (not yet), each at its line', () => {
+    assert.deepEqual(problemsOf(`${HA_YAML}tls: {ca: imctl}\n`), [
+      '18:21 components.ejabberd.hosts: TLS with several ejabberd nodes (`hosts`) is not there yet',
+      '19:12 components.haproxy: TLS behind HAProxy is not there yet',
+    ])
+  })
+})
+
 describe('ejabberd.hosts and haproxy in cluster.yaml', () => {
   it('keeps the first node as ejabberd.host and every node in ejabberd.hosts', () => {
     const config = configFrom(HA_YAML)

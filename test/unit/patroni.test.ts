@@ -152,6 +152,22 @@ describe('Patroni mode: a config change on a running cluster', () => {
     const fresh = planChanges(after, facts, COMPONENTS.map((c) => c.name), (c) => component(c).dependsOn).steps.map((s) => `${s.host}: ${s.action} ${s.what}`)
     assert.ok(fresh.includes('db2: restart restart patroni'), fresh.join('\n'))
   })
+  it('a config change left pending by an interrupted run is reloaded too (only patroni.yml, reloadable, notifies Patroni)', () => {
+    // Given a converged cluster whose db1 has Patroni's restart marker
+    const config = configFrom(PATRONI_YAML)
+    const resources = desiredState(config, loadManifest(config.release), PATRONI_SECRETS)
+    const facts = convergedFacts(config, resources)
+    for (const r of resources) {
+      const f = facts[r.host]!
+      if (r.kind === 'packages') for (const p of r.packages) f.packages[p.name] ??= p.version.replace('*', '1')
+      if (r.kind === 'once') f.paths[r.marker] = {type: 'file', owner: 'root', group: 'root', mode: '644'}
+      if (r.kind === 'directory') f.paths[r.path] = {type: 'directory', owner: r.owner, group: r.group, mode: r.mode}
+    }
+    facts.db1!.pendingRestarts = ['patroni']
+    // When planned, Then it is a reload, not a restart (a failover)
+    const steps = planChanges(resources, facts, COMPONENTS.map((c) => c.name), (c) => component(c).dependsOn).steps
+    assert.deepEqual(steps.map((s) => `${s.host}: ${s.action} ${s.what}: ${s.why}`), ['db1: reload reload patroni: a config change from an interrupted run is not live yet'])
+  })
 })
 
 describe('Patroni health: reading /cluster and etcd', () => {

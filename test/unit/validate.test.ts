@@ -26,7 +26,7 @@ interface Expected {
  * Line numbers count the `# bad: ...` comment on line 1.
  */
 const BAD: Record<string, Expected> = {
-  '01-unknown-top-level-key': {line: 6, column: 1, path: 'replicas', message: 'unknown key "replicas"', hint: 'allowed here: apiVersion, name, domain, release, secretsFile, knownHostsFile, hosts, components'},
+  '01-unknown-top-level-key': {line: 6, column: 1, path: 'replicas', message: 'unknown key "replicas"', hint: 'allowed here: apiVersion, name, domain, release, secretsFile, knownHostsFile, hosts, components, firewall, tls'},
   // The error points at the unknown key itself, not at the host it sits in.
   '02-unknown-host-key': {line: 9, column: 5, path: 'hosts[0].hostname', message: 'unknown key "hostname"', hint: 'allowed here: name, address, port, user, sudo, auth, jump'},
   '03-port-as-string': {line: 9, column: 11, path: 'hosts[0].port', message: 'must be integer, not string "22"'},
@@ -52,7 +52,7 @@ const BAD: Record<string, Expected> = {
   '22-user-without-sudo': {line: 12, column: 11, path: 'hosts[1].user', message: 'user admin is not root and sudo is off', hint: 'add `sudo: true`'},
   '23-unknown-release': {line: 5, column: 10, path: 'release', message: 'unknown release "ejabberd-24.06-debian12"', hint: 'use one of: ejabberd-23.01-debian12'},
   '24-unknown-component': {line: 22, column: 3, path: 'components.coturn', message: 'unknown key "coturn"', hint: 'allowed here: postgresql, redis, ejabberd'},
-  '25-unknown-ejabberd-port': {line: 21, column: 33, path: 'components.ejabberd.ports.xmpp', message: 'unknown key "xmpp"', hint: 'allowed here: c2s, http, mqtt, api'},
+  '25-unknown-ejabberd-port': {line: 21, column: 33, path: 'components.ejabberd.ports.xmpp', message: 'unknown key "xmpp"', hint: 'allowed here: c2s, c2sTls, http, mqtt, api'},
   '26-empty-hosts': {line: 6, column: 8, path: 'hosts', message: 'must NOT have fewer than 1 items'},
   '27-jump-bad-address': {line: 17, column: 21, path: 'hosts[2].jump.address', message: '"bastion example" is not an address or host name'},
   '28-bad-user-name': {line: 12, column: 11, path: 'hosts[1].user', message: '"Admin" is not valid here', hint: 'a Unix user name'},

@@ -1,12 +1,21 @@
 import {ERLANG_DIST_PORTS} from '../../config/load.js'
 import {ejabberdClustered, type HostConfig} from '../../config/model.js'
-import type {Resource} from '../../plan/resources.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
+import {serverCertificate} from '../../pki/pki.js'
 import type {RemoteCommand} from '../../transport/command.js'
 import type {Component, ComponentContext} from '../types.js'
 
 /** Where ejabberd listens inside its container (published on the configured ports). */
 export const CONTAINER_PORTS = {c2s: 5222, http: 5280, mqtt: 1883, api: 5281}
 const PORTS = CONTAINER_PORTS
+
+/** stunnel between ejabberd and Redis (with `tls:`): its unit, config and the CA it checks Redis against. */
+export const REDIS_TUNNEL = {unit: 'imctl-redis-tunnel', conf: '/etc/imctl/redis-tunnel.conf', ca: '/etc/imctl/redis-tunnel-ca.pem'}
+
+/** The tunnel's loopback port on the ejabberd host: Redis's port + 10000 (a Redis on the same host keeps its own). */
+export function redisTunnelPort(redisPort: number): number {
+  return redisPort + 10000 <= 65535 ? redisPort + 10000 : redisPort - 10000
+}
 
 export const ejabberd: Component = {
   name: 'ejabberd',
@@ -28,25 +37,58 @@ export const ejabberd: Component = {
     const c = ctx.config.components
     const clustered = ejabberdClustered(ctx.config)
     const first = ctx.host(c.ejabberd.host)
+    const pki = ctx.secrets.tls
     return c.ejabberd.hosts.flatMap((name, i): Resource[] => {
       const host = ctx.host(name)
       const container = ctx.inContainer('ejabberd')
       const base = {host: host.name, component: 'ejabberd' as const}
       const pgHost = ctx.host(c.postgresql.host)
+      const tls = pki ? {pem: '/etc/ejabberd/imctl.pem', ca: '/etc/ejabberd/imctl-ca.pem', c2sTlsPort: c.ejabberd.c2sTlsPort} : undefined
       const vars = {
+        tls,
         cluster: ctx.config,
         release: ctx.manifest,
         host,
         listenIp: container ? '0.0.0.0' : host.address,
         ports: container ? PORTS : c.ejabberd.ports,
         postgresql: ctx.primaryEndpoint('ejabberd'),
-        redis: ctx.endpoint('redis', 'ejabberd'),
+        // With TLS ejabberd reaches Redis through the tunnel on its own loopback.
+        redis: tls ? {address: '127.0.0.1', port: redisTunnelPort(ctx.endpoint('redis', 'ejabberd').port)} : ctx.endpoint('redis', 'ejabberd'),
         secrets: ctx.secrets,
         // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).
         settings: ctx.manifest.components.ejabberd!.settings ?? {},
       }
+      const tlsFiles: Resource[] = pki && tls
+        ? (() => {
+            const own = serverCertificate(pki, 'ejabberd', host.name)
+            const file = {...base, kind: 'file' as const, owner: 'ejabberd', group: 'ejabberd', notify: ['ejabberd'], reloadable: true}
+            const redis = ctx.endpoint('redis', 'ejabberd')
+            const tunnel = {cluster: ctx.config, redis, localPort: redisTunnelPort(redis.port), ca: REDIS_TUNNEL.ca, conf: REDIS_TUNNEL.conf}
+            const tunnelFile = {...base, kind: 'file' as const, owner: 'root', group: 'root', mode: '644', secret: false, notify: [REDIS_TUNNEL.unit]}
+            const stunnel = ctx.manifest.hostPackages?.find((p) => p.name === 'stunnel4')
+            if (!stunnel) throw new Error(`bug: release ${ctx.manifest.release} has no stunnel4 in hostPackages, which TLS to Redis needs`)
+            return [
+              {...base, kind: 'packages' as const, packages: [stunnel]},
+              {...base, kind: 'directory' as const, path: '/etc/imctl', owner: 'root', group: 'root', mode: '755'},
+              {...tunnelFile, path: REDIS_TUNNEL.ca, content: pki.caBundle, reloadable: true},
+              {...tunnelFile, path: REDIS_TUNNEL.conf, content: ctx.render('ejabberd/redis-tunnel.conf.hbs', tunnel)},
+              {...tunnelFile, path: `/etc/systemd/system/${REDIS_TUNNEL.unit}.service`, content: ctx.render('ejabberd/imctl-redis-tunnel.service.hbs', tunnel), daemonReload: true},
+              {
+                ...base,
+                kind: 'service' as const,
+                unit: REDIS_TUNNEL.unit,
+                reload: systemdReload(REDIS_TUNNEL.unit, 'stunnel reads the CA again'),
+              },
+              // Key and certificate in one file, as ejabberd's certfiles take them (clients hold the CA).
+              {...file, path: tls.pem, content: own.key + own.cert, mode: '600', secret: true},
+              // What ejabberd trusts as a client of PostgreSQL (every CA during a CA rotation).
+              {...file, path: tls.ca, content: pki.caBundle, mode: '644', secret: false},
+            ]
+          })()
+        : []
       const out: Resource[] = [
         {...base, kind: 'packages', packages: ctx.manifest.components.ejabberd!.packages},
+        ...tlsFiles,
         {
           ...base,
           kind: 'file',
@@ -74,7 +116,14 @@ export const ejabberd: Component = {
           after: ['postgresql'],
         })
       }
-      out.push({...base, kind: 'service', unit: 'ejabberd', ...(clustered ? {ready: WAIT_STARTED} : {})})
+      out.push({
+        ...base,
+        kind: 'service',
+        unit: 'ejabberd',
+        ...(clustered ? {ready: WAIT_STARTED} : {}),
+        // reload_config re-reads every certfile; connections stay up.
+        ...(pki ? {reload: [{argv: ['ejabberdctl', 'reload_config'], root: true, description: 'reload ejabberd\'s configuration and certificates'}]} : {}),
+      })
       if (i === 0) {
         out.push({
           ...base,

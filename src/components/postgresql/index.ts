@@ -1,4 +1,6 @@
 import type {Component} from '../types.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
+import {serverCertificate} from '../../pki/pki.js'
 import {patroniResources} from './patroni.js'
 import {scramSha256Verifier} from './scram.js'
 
@@ -23,17 +25,32 @@ export const postgresql: Component = {
     const release = ctx.manifest.components.postgresql!
     const etc = `/etc/postgresql/${release.version}/main`
     const container = ctx.inContainer('postgresql')
+    const pki = ctx.secrets.tls
+    const tls = pki ? {cert: `${etc}/imctl-server.crt`, key: `${etc}/imctl-server.key`} : undefined
     const vars = {
       cluster: ctx.config,
       host,
       container,
       port: container ? PORT : placement.port,
       clusterAddresses: [...new Set(ctx.config.hosts.map((h) => h.address))],
+      tls,
     }
     const unit = `postgresql@${release.version}-main`
     const base = {host: host.name, component: 'postgresql' as const}
+    const tlsFiles: Resource[] = pki && tls
+      ? (() => {
+          const c = serverCertificate(pki, 'postgresql', host.name)
+          const file = {...base, kind: 'file' as const, owner: 'postgres', group: 'postgres', notify: [unit], reloadable: true}
+          // PostgreSQL refuses a key that others can read; a reload picks up both files.
+          return [
+            {...file, path: tls.cert, content: c.cert, mode: '644', secret: false},
+            {...file, path: tls.key, content: c.key, mode: '600', secret: true},
+          ]
+        })()
+      : []
     return [
       {...base, kind: 'packages', packages: release.packages},
+      ...tlsFiles,
       {
         ...base,
         kind: 'file',
@@ -56,7 +73,7 @@ export const postgresql: Component = {
         secret: false,
         notify: [unit],
       },
-      {...base, kind: 'service', unit, enableUnit: 'postgresql'},
+      {...base, kind: 'service', unit, enableUnit: 'postgresql', ...(pki ? {reload: systemdReload(unit, 'new certificate')} : {})},
       {...base, kind: 'pg-role', role: 'ejabberd', verifier: scramSha256Verifier(ctx.secrets.postgresql.ejabberd_password, 'ejabberd')},
       {...base, kind: 'pg-database', database: 'ejabberd', owner: 'ejabberd'},
     ]

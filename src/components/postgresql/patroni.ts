@@ -1,6 +1,6 @@
 import {ETCD_PORTS, PATRONI_API_PORT} from '../../config/load.js'
 import type {ClusterConfig, PatroniPlacement} from '../../config/model.js'
-import type {Resource} from '../../plan/resources.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {ComponentContext} from '../types.js'
 import {scramSha256Verifier} from './scram.js'
@@ -140,6 +140,8 @@ export function patroniResources(ctx: ComponentContext, patroni: PatroniPlacemen
         mode: '600',
         secret: true,
         notify: [PATRONI_UNIT],
+        // Patroni applies a changed config on reload; a restart of the primary would be a failover.
+        reloadable: true,
       },
     )
     if (i > 0) {
@@ -155,7 +157,7 @@ export function patroniResources(ctx: ComponentContext, patroni: PatroniPlacemen
         after: [],
       })
     }
-    out.push({...b, kind: 'service', unit: PATRONI_UNIT, reload: true, ready: waitForHttp200([`http://${host.address}:${PATRONI_API_PORT}/health`], 300, `wait until Patroni runs PostgreSQL on ${name}`)})
+    out.push({...b, kind: 'service', unit: PATRONI_UNIT, reload: systemdReload(PATRONI_UNIT, 'Patroni applies its changed config'), ready: waitForHttp200([`http://${host.address}:${PATRONI_API_PORT}/health`], 300, `wait until Patroni runs PostgreSQL on ${name}`)})
     if (i === 0) {
       out.push(
         {...b, kind: 'pg-role', role: 'ejabberd', verifier: scramSha256Verifier(ctx.secrets.postgresql.ejabberd_password, 'ejabberd')},

@@ -11,6 +11,7 @@ import {minioNodes} from '../../components/minio/index.js'
 import type {ComponentName, HostConfig} from '../../config/model.js'
 import {UserError} from '../../errors.js'
 import {silentIo, type IoHost} from '../../io.js'
+import {redisCliTls} from '../../components/redis/index.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
 import {appendAuditCommand, auditEntry} from '../audit.js'
@@ -246,16 +247,16 @@ async function bgsave(conn: HostConnection, model: ClusterModel): Promise<number
   // The password arrives on stdin, never in argv.
   const script =
     'export REDISCLI_AUTH="$(cat)"; ' +
-    'before=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" LASTSAVE) || exit 1; ' +
-    'out=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" BGSAVE); case "$out" in *"in progress"*|*started*) ;; *) echo "BGSAVE: $out" >&2; exit 1;; esac; ' +
+    'before=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 LASTSAVE) || exit 1; ' +
+    'out=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 BGSAVE); case "$out" in *"in progress"*|*started*) ;; *) echo "BGSAVE: $out" >&2; exit 1;; esac; ' +
     'i=0; while [ $i -lt 1800 ]; do ' +
-    '  info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" INFO persistence | tr -d "\\r"); ' +
-    '  last=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" LASTSAVE); ' +
+    '  info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 INFO persistence | tr -d "\\r"); ' +
+    '  last=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 LASTSAVE); ' +
     '  if echo "$info" | grep -q "^rdb_bgsave_in_progress:0" && [ "$last" -gt "$before" ]; then ' +
     '    echo "$info" | grep -q "^rdb_last_bgsave_status:ok" || { echo "BGSAVE failed: $(echo "$info" | grep rdb_last_bgsave_status)" >&2; exit 1; }; ' +
-    '    redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE; exit 0; fi; ' +
+    '    redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 DBSIZE; exit 0; fi; ' +
     '  i=$((i+1)); sleep 0.5; done; echo "BGSAVE did not finish within 15 minutes" >&2; exit 1'
-  const r = await conn.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'BGSAVE and wait until it succeeded'})
+  const r = await conn.exec({argv: shScript(script, [port, redisCliTls(model.config)]), stdin: model.secrets.redis.password, description: 'BGSAVE and wait until it succeeded'})
   return Number(r.stdout.trim().split('\n').pop())
 }
 

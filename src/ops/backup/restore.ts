@@ -6,6 +6,7 @@ import {kafkaNodes} from '../../components/kafka/index.js'
 import {UserError} from '../../errors.js'
 import type {IoHost} from '../../io.js'
 import {atomicWrite} from '../../plan/planner.js'
+import {redisCliTls} from '../../components/redis/index.js'
 import {shScript, type RemoteCommand} from '../../transport/command.js'
 import type {HostConnection} from '../../transport/types.js'
 import {appendAuditCommand, auditEntry} from '../audit.js'
@@ -234,14 +235,14 @@ async function rebuildAof(redis: HostConnection, model: ClusterModel, say: (h: s
   const port = String(localPort(model, redis.kind, 'redis'))
   const script =
     'export REDISCLI_AUTH="$(cat)"; i=0; ' +
-    'until redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" PING 2>/dev/null | grep -q PONG; do i=$((i+1)); [ $i -gt 240 ] && { echo "Redis did not answer" >&2; exit 1; }; sleep 0.5; done; ' +
-    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" CONFIG SET appendonly yes >/dev/null || exit 1; i=0; ' +
-    'while :; do info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" INFO persistence | tr -d "\\r"); ' +
+    'until redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 PING 2>/dev/null | grep -q PONG; do i=$((i+1)); [ $i -gt 240 ] && { echo "Redis did not answer" >&2; exit 1; }; sleep 0.5; done; ' +
+    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 CONFIG SET appendonly yes >/dev/null || exit 1; i=0; ' +
+    'while :; do info=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 INFO persistence | tr -d "\\r"); ' +
     '  if echo "$info" | grep -q "^aof_enabled:1" && echo "$info" | grep -q "^aof_rewrite_in_progress:0" && ! echo "$info" | grep -q "^aof_rewrite_scheduled:1"; then ' +
     '    echo "$info" | grep -q "^aof_last_bgrewrite_status:ok" || { echo "AOF rewrite failed" >&2; exit 1; }; break; fi; ' +
     '  i=$((i+1)); [ $i -gt 1800 ] && { echo "AOF rewrite did not finish" >&2; exit 1; }; sleep 0.5; done; ' +
-    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" DBSIZE'
-  const loaded = await redis.exec({argv: shScript(script, [port]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
+    'redis-cli --no-auth-warning -h 127.0.0.1 -p "$1" $2 DBSIZE'
+  const loaded = await redis.exec({argv: shScript(script, [port, redisCliTls(model.config)]), stdin: model.secrets.redis.password, description: 'switch AOF on and wait for its rewrite'})
   await redis.exec(managedConf)
   return Number(loaded.stdout.trim().split('\n').pop())
 }
