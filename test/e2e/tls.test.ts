@@ -277,6 +277,9 @@ describe('TLS on every hop, cert rotate without downtime, and no secret anywhere
     const ejabberdSessions = () => sb.onHost('h1', `runuser -u postgres -- psql -Atc "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = 'ejabberd' AND ssl AND client_dn = '/O=imctl/CN=ejabberd'" 2>/dev/null || echo 0`).trim()
     for (let i = 0; i < 60 && !(Number(ejabberdSessions()) > 0); i++) await new Promise((r) => setTimeout(r, 1000))
     assert.ok(Number(ejabberdSessions()) > 0, 'ejabberd did not reconnect with its client certificate')
+    // The certificate it shows is the one issued last (by the CA rotation's second pass), not one cached from before.
+    const serials = sb.onHost('h1', `runuser -u postgres -- psql -Atc "SELECT DISTINCT client_serial FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = 'ejabberd'"`).trim()
+    assert.equal(serials, BigInt(`0x${new X509Certificate(clientCert().cert).serialNumber}`).toString())
     const h = await imctl(['health', '-c', c, '--json'])
     assert.equal(h.exitCode, 0, h.stdout)
     // The restart did make the driver report its options (else this test proves nothing): without a password in them.
