@@ -125,7 +125,7 @@ export function writePrivateFile(file: string, content: string): void {
 export function secretValues(s: ClusterSecrets): string[] {
   const {tls, ...sections} = s
   // Of the PKI only the private keys are secret.
-  return [...Object.values(sections).flatMap((section) => Object.values(section as Record<string, string>)), ...(tls?.servers.map((c) => c.key) ?? [])]
+  return [...Object.values(sections).flatMap((section) => Object.values(section as Record<string, string>)), ...(tls?.servers.map((c) => c.key) ?? []), ...(tls?.clients.map((c) => c.key) ?? [])]
 }
 
 export function redact(text: string, secrets: string[]): string {

@@ -17,7 +17,7 @@ export interface CertRotateOptions {
 
 export interface CertRotateResult {
   cluster: string
-  /** Each server certificate's serial before and after, per component and host. */
+  /** Each server certificate's serial before and after, per component and host; then each client certificate's. */
   certificates: {component: string; host: string; before: string; after: string}[]
   /** The install passes that brought the hosts there, in order (what each changed). */
   passes: {why: string; result: InstallResult}[]
@@ -38,7 +38,7 @@ export async function certRotateService(opts: CertRotateOptions): Promise<CertRo
     })
   }
   const passes: CertRotateResult['passes'] = []
-  const before = ensurePki(config).servers
+  const before = ensurePki(config)
   if (opts.finishCa) {
     if (!finishCaRotation(config)) throw new UserError('there is no CA rotation to finish', ['`imctl cert rotate --ca` starts one.'])
     passes.push(await run('hosts stop trusting the previous CA'))
@@ -58,10 +58,14 @@ export async function certRotateService(opts: CertRotateOptions): Promise<CertRo
     ensurePki(config, {reissue: true})
     passes.push(await run('servers switch to their new certificates'))
   }
-  const after = ensurePki(config).servers
+  const after = ensurePki(config)
   return {
     cluster: config.name,
-    certificates: before.map((b) => ({component: b.component, host: b.host, before: b.serial, after: after.find((a) => a.component === b.component && a.host === b.host)?.serial ?? ''})),
+    certificates: [
+      ...before.servers.map((b) => ({component: b.component, host: b.host, before: b.serial, after: after.servers.find((a) => a.component === b.component && a.host === b.host)?.serial ?? ''})),
+      // Client certificates (a role's login to PostgreSQL) are used on the role's hosts: `host` is the component's.
+      ...before.clients.map((b) => ({component: `${b.role} (PostgreSQL login)`, host: config.components[b.role].host, before: b.serial, after: after.clients.find((a) => a.role === b.role)?.serial ?? ''})),
+    ],
     passes,
   }
 }

@@ -4,6 +4,7 @@ import {Redis} from 'ioredis'
 import pg from 'pg'
 import {checkServerIdentity, type PeerCertificate} from 'node:tls'
 import WebSocket from 'ws'
+import {clientCertificate} from '../pki/pki.js'
 import {trustWebSocket} from '../pki/websocket.js'
 import {openEjabberdApi, type EjabberdApi} from '../components/ejabberd/api.js'
 import type {ComponentName} from '../config/model.js'
@@ -142,14 +143,17 @@ export async function runHealthChecks(model: ClusterModel, conns: Map<string, Ho
     const t = await im.tunnel(pgAt.address, pgAt.port, 'ejabberd')
     const pki = model.secrets.tls
     // With TLS: verify-full, the name being the address ejabberd connects to (the tunnel's 127.0.0.1 is not it).
-    const ssl = pki ? {ca: pki.caBundle, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(pgAt.address, cert)} : undefined
-    const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', password: model.secrets.postgresql.ejabberd_password, database: 'ejabberd', connectionTimeoutMillis: 10_000, ...(ssl ? {ssl} : {})})
+    // With TLS ejabberd's role logs in with its client certificate, as ejabberd does (pg_hba `cert`): no password.
+    const client = pki ? clientCertificate(pki, 'ejabberd') : undefined
+    const ssl = pki && client ? {ca: pki.caBundle, cert: client.cert, key: client.key, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(pgAt.address, cert)} : undefined
+    const login = ssl ? {ssl} : {password: model.secrets.postgresql.ejabberd_password}
+    const db = new pg.Client({host: '127.0.0.1', port: t.port, user: 'ejabberd', database: 'ejabberd', connectionTimeoutMillis: 10_000, ...login})
     try {
       await db.connect()
       const res = await db.query<{one: number; version: string; ssl: boolean | null}>('SELECT 1 AS one, current_setting(\'server_version\') AS version, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl')
       if (res.rows[0]?.one !== 1) throw new Error('SELECT 1 did not return 1')
       if (pki && res.rows[0].ssl !== true) throw new Error('the session is not encrypted although the cluster has tls')
-      return `PostgreSQL ${res.rows[0].version} answers${pki ? ' over TLS (certificate verified)' : ''}`
+      return `PostgreSQL ${res.rows[0].version} answers${pki ? ' over TLS (certificate verified), logged in with the client certificate' : ''}`
     } finally {
       await db.end().catch(() => {})
       await t.close()

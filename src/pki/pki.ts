@@ -31,12 +31,37 @@ export interface ServerCertificate {
   names: string[]
 }
 
+/** A client certificate: a PostgreSQL role logs in with it (pg_hba `cert`), the role's name as CN. */
+export interface ClientCertificate {
+  role: ClientRole
+  /** PEM. */
+  cert: string
+  /** PEM (PKCS#8): a secret. */
+  key: string
+  serial: string
+}
+
+/**
+ * Roles that log in to PostgreSQL with a client certificate instead of a password (with `tls:`):
+ * ejabberd, so that its database password is nowhere on its host (p1_pgsql's crash reports print
+ * the connection options into the logs).
+ */
+export const CLIENT_ROLES = ['ejabberd'] as const
+export type ClientRole = (typeof CLIENT_ROLES)[number]
+
 export interface ClusterPki {
   /** PEM of every CA the hosts trust: the current one first, during a CA rotation also the previous one. */
   caBundle: string
   /** PEM of the CA that signs now. */
   caCert: string
   servers: ServerCertificate[]
+  clients: ClientCertificate[]
+}
+
+export function clientCertificate(pki: ClusterPki, role: ClientRole): ClientCertificate {
+  const c = pki.clients.find((x) => x.role === role)
+  if (!c) throw new Error(`bug: no client certificate for ${role}`)
+  return c
 }
 
 export function serverCertificate(pki: ClusterPki, component: TlsComponent, host: string): ServerCertificate {
@@ -69,6 +94,15 @@ function certFile(dir: string, component: string, host: string, ext: 'crt' | 'ke
   return join(dir, `${component}-${host}.${ext}`)
 }
 
+function clientFile(dir: string, role: ClientRole, ext: 'crt' | 'key'): string {
+  return join(dir, `client-${role}.${ext}`)
+}
+
+/** The subject of a role's client certificate: PostgreSQL's `cert` method takes the CN as the role. */
+export function clientSubject(role: ClientRole): string {
+  return `/O=imctl/CN=${role}`
+}
+
 /** Reads the PKI, making what is missing or no longer right: the CA (when imctl's), and each certificate that is missing, names other hosts, was signed by another CA or has less than a third of its validity left. */
 export interface PkiOptions {
   now?: Date
@@ -93,12 +127,20 @@ export function ensurePki(config: ClusterConfig, opts: PkiOptions = {}): Cluster
     const names = wantedNames(config, component, host)
     const crtPath = certFile(tls.dir, component, host, 'crt')
     const keyPath = certFile(tls.dir, component, host, 'key')
-    if (opts.reissue || !issuers.some((i) => certStillGood(crtPath, keyPath, names, i, now))) issue(tls, ca, component, host, names, crtPath, keyPath)
+    if (opts.reissue || !issuers.some((i) => certStillGood(crtPath, keyPath, names, i, now))) issue(tls, ca, {subject: `/O=imctl/CN=${component}.${host}`, names, usage: 'serverAuth,clientAuth'}, crtPath, keyPath)
     const cert = readFileSync(crtPath, 'utf8')
     return {component, host, cert, key: readKey(keyPath), serial: new X509Certificate(cert).serialNumber, names}
   })
+  const clients = CLIENT_ROLES.map((role) => {
+    const crtPath = clientFile(tls.dir, role, 'crt')
+    const keyPath = clientFile(tls.dir, role, 'key')
+    const subject = clientSubject(role)
+    if (opts.reissue || !issuers.some((i) => certStillGood(crtPath, keyPath, [], i, now, subject))) issue(tls, ca, {subject, names: [], usage: 'clientAuth'}, crtPath, keyPath)
+    const cert = readFileSync(crtPath, 'utf8')
+    return {role, cert, key: readKey(keyPath), serial: new X509Certificate(cert).serialNumber}
+  })
   const caBundle = ca.cert + previousPem
-  return {caBundle, caCert: ca.cert, servers}
+  return {caBundle, caCert: ca.cert, servers, clients}
 }
 
 /** Replaces imctl's CA with a new one; the old certificate stays trusted (ca.previous.crt) until `finishCaRotation`. */
@@ -138,7 +180,14 @@ function ensureCa(config: ClusterConfig, tls: TlsConfig): {cert: string; certPat
   return {cert: normalizePem(readFileSync(certPath, 'utf8')), certPath, keyPath}
 }
 
-function issue(tls: TlsConfig, ca: {certPath: string; keyPath: string}, component: string, host: string, names: string[], crtPath: string, keyPath: string): void {
+/** What a certificate says: its subject, its subject alternative names (none for a client) and extended key usage. */
+interface Identity {
+  subject: string
+  names: string[]
+  usage: 'serverAuth,clientAuth' | 'clientAuth'
+}
+
+function issue(tls: TlsConfig, ca: {certPath: string; keyPath: string}, id: Identity, crtPath: string, keyPath: string): void {
   const work = mkdtempSync(join(tls.dir, '.issue-'))
   try {
     const key = join(work, 'server.key')
@@ -148,11 +197,11 @@ function issue(tls: TlsConfig, ca: {certPath: string; keyPath: string}, componen
     writeFileSync(ext, [
       'basicConstraints=critical,CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth,clientAuth',
-      `subjectAltName=${names.join(',')}`,
+      `extendedKeyUsage=${id.usage}`,
+      ...(id.names.length ? [`subjectAltName=${id.names.join(',')}`] : []),
       '',
     ].join('\n'))
-    openssl(['req', '-new', '-key', key, '-subj', `/O=imctl/CN=${component}.${host}`, '-out', csr])
+    openssl(['req', '-new', '-key', key, '-subj', id.subject, '-out', csr])
     const crt = join(work, 'server.crt')
     openssl(['x509', '-req', '-in', csr, '-CA', ca.certPath, '-CAkey', ca.keyPath, '-set_serial', `0x${serialHex()}`, '-days', String(tls.days), '-sha256', '-extfile', ext, '-out', crt])
     // The key first: a certificate is never paired with a key it was not issued for.
@@ -163,7 +212,7 @@ function issue(tls: TlsConfig, ca: {certPath: string; keyPath: string}, componen
   }
 }
 
-function certStillGood(crtPath: string, keyPath: string, names: string[], ca: X509Certificate, now: Date): boolean {
+function certStillGood(crtPath: string, keyPath: string, names: string[], ca: X509Certificate, now: Date, subject?: string): boolean {
   if (!existsSync(crtPath) || !existsSync(keyPath)) return false
   let x: X509Certificate
   try {
@@ -173,7 +222,9 @@ function certStillGood(crtPath: string, keyPath: string, names: string[], ca: X5
   }
   if (!x.checkIssued(ca) || !x.verify(ca.publicKey)) return false
   const have = (x.subjectAltName ?? '').split(', ').map((n) => n.replace(/^IP Address:/, 'IP:')).sort()
-  if (JSON.stringify(have) !== JSON.stringify([...names].sort())) return false
+  if (names.length ? JSON.stringify(have) !== JSON.stringify([...names].sort()) : x.subjectAltName) return false
+  // A subject as openssl's -subj takes it, e.g. /O=imctl/CN=ejabberd (Node prints one attribute a line).
+  if (subject && `/${x.subject.split('\n').join('/')}` !== subject) return false
   const from = Date.parse(x.validFrom)
   const to = Date.parse(x.validTo)
   return now.getTime() < to - (to - from) / 3
@@ -225,5 +276,6 @@ export function isTlsComponent(c: ComponentName): c is TlsComponent {
 /** Stand-ins for rendering before any certificate exists (`config render` without a secrets file). */
 export function placeholderPki(config: ClusterConfig): ClusterPki {
   const servers = certificateSlots(config).map(({component, host}) => ({component, host, cert: `<tls.${component}.${host}.crt>\n`, key: `<tls.${component}.${host}.key>\n`, serial: '0', names: wantedNames(config, component, host)}))
-  return {caBundle: '<tls.ca.crt>\n', caCert: '<tls.ca.crt>\n', servers}
+  const clients = CLIENT_ROLES.map((role) => ({role, cert: `<tls.client.${role}.crt>\n`, key: `<tls.client.${role}.key>\n`, serial: '0'}))
+  return {caBundle: '<tls.ca.crt>\n', caCert: '<tls.ca.crt>\n', servers, clients}
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {X509Certificate} from 'node:crypto'
+import {createPrivateKey, X509Certificate} from 'node:crypto'
 import {chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -16,7 +16,7 @@ import {desiredState} from '../../src/plan/desired.js'
 import {openPorts} from '../../src/plan/firewall.js'
 import {planChanges} from '../../src/plan/planner.js'
 import type {FileResource, Resource} from '../../src/plan/resources.js'
-import {ensurePki, finishCaRotation, rotateCa, type ClusterPki} from '../../src/pki/pki.js'
+import {clientCertificate, ensurePki, finishCaRotation, rotateCa, type ClusterPki} from '../../src/pki/pki.js'
 import {SECRETS, THREE_HOSTS_YAML, configFrom, convergedFacts} from './helpers.js'
 
 const TLS_YAML = THREE_HOSTS_YAML.replace(/^components:/m, 'tls: {ca: imctl}\ncomponents:')
@@ -116,6 +116,46 @@ describe('the PKI', () => {
     }
   })
 
+  it('issues ejabberd a client certificate: CN=ejabberd (its role), clientAuth only, no names; key 0600 and secret; rotated on request', () => {
+    const config = tlsConfig()
+    const pki = ensurePki(config)
+    assert.deepEqual(pki.clients.map((c) => c.role), ['ejabberd'])
+    const client = clientCertificate(pki, 'ejabberd')
+    const x = new X509Certificate(client.cert)
+    assert.equal(x.subject, 'O=imctl\nCN=ejabberd')
+    assert.equal(x.subjectAltName, undefined)
+    assert.deepEqual(x.keyUsage, ['1.3.6.1.5.5.7.3.2'])
+    assert.ok(!x.ca)
+    const caX = new X509Certificate(pki.caCert)
+    assert.ok(x.checkIssued(caX) && x.verify(caX.publicKey))
+    assert.ok(x.checkPrivateKey(createPrivateKey(client.key)))
+    const dir = config.tls!.dir
+    assert.equal(statSync(join(dir, 'client-ejabberd.key')).mode & 0o777, 0o600)
+    assert.equal(readFileSync(join(dir, 'client-ejabberd.crt'), 'utf8'), client.cert)
+    assert.equal(clientCertificate(ensurePki(config), 'ejabberd').serial, client.serial)
+    const rotated = clientCertificate(ensurePki(config, {reissue: true}), 'ejabberd')
+    assert.notEqual(rotated.serial, client.serial)
+    const values = secretValues({...SECRETS, tls: ensurePki(config)})
+    assert.ok(values.includes(rotated.key) && !values.includes(rotated.cert))
+  })
+
+  it('issues the client certificate anew when it was signed by another CA or names another subject', () => {
+    const config = tlsConfig()
+    const first = clientCertificate(ensurePki(config), 'ejabberd')
+    const dir = config.tls!.dir
+    // A certificate with the wrong subject in its place (the server certificate of im1, with its key).
+    writeFileSync(join(dir, 'client-ejabberd.crt'), readFileSync(join(dir, 'ejabberd-im1.crt')))
+    writeFileSync(join(dir, 'client-ejabberd.key'), readFileSync(join(dir, 'ejabberd-im1.key')), {mode: 0o600})
+    const second = clientCertificate(ensurePki(config), 'ejabberd')
+    assert.notEqual(second.serial, first.serial)
+    assert.equal(new X509Certificate(second.cert).subject, 'O=imctl\nCN=ejabberd')
+    // After a CA rotation: kept during the overlap, issued by the new CA in the second pass.
+    rotateCa(config)
+    assert.equal(clientCertificate(ensurePki(config, {acceptPreviousCa: true}), 'ejabberd').serial, second.serial)
+    const switched = ensurePki(config)
+    assert.ok(new X509Certificate(clientCertificate(switched, 'ejabberd').cert).checkIssued(new X509Certificate(switched.caCert)))
+  })
+
   it('rotates the CA with an overlap: certificates of the old one stay until the second pass, then the old CA goes', () => {
     const config = tlsConfig()
     const first = ensurePki(config)
@@ -149,6 +189,46 @@ describe('desired state with tls', () => {
     assert.match(hba, /^hostnossl all\s+all\s+0\.0\.0\.0\/0\s+reject$/m)
     const key = file(resources, '/etc/postgresql/15/main/imctl-server.key')
     assert.deepEqual([key.owner, key.mode, key.secret, key.reloadable], ['postgres', '600', true, true])
+  })
+
+  it('PostgreSQL: ejabberd\'s host logs in with its client certificate only (cert), checked against the cluster CA', () => {
+    const conf = file(resources, '/etc/postgresql/15/main/conf.d/50-imctl.conf').content
+    assert.match(conf, /^ssl_ca_file = '\/etc\/postgresql\/15\/main\/imctl-ca\.crt'$/m)
+    const ca = file(resources, '/etc/postgresql/15/main/imctl-ca.crt')
+    assert.deepEqual([ca.content, ca.owner, ca.mode, ca.secret, ca.reloadable, ca.notify], [pki.caBundle, 'postgres', '644', false, true, ['postgresql@15-main']])
+    const hba = file(resources, '/etc/postgresql/15/main/pg_hba.conf').content
+    const lines = hba.split('\n').filter((l) => /^host/.test(l))
+    assert.deepEqual(lines, [
+      'host    all             all             127.0.0.1/32            scram-sha-256',
+      'host    all             all             ::1/128                 scram-sha-256',
+      'hostssl ejabberd        ejabberd        10.0.0.11/32    scram-sha-256',
+      'hostssl ejabberd        ejabberd        10.0.0.12/32    scram-sha-256',
+      'hostssl ejabberd        ejabberd        10.0.0.13/32    cert',
+      'hostnossl all           all             0.0.0.0/0               reject',
+      'hostnossl all           all             ::/0                    reject',
+    ])
+  })
+
+  it('ejabberd: no database password; its client certificate and key in one file, 0600, reloaded like its other certificates', () => {
+    const text = file(resources, '/etc/ejabberd/ejabberd.yml').content
+    assert.doesNotMatch(text, /sql_password/)
+    assert.ok(!text.includes(SECRETS.postgresql.ejabberd_password))
+    const lines = text.split('\n').filter((l) => /^sql_/.test(l))
+    assert.deepEqual(lines, [
+      'sql_type: pgsql',
+      'sql_server: "10.0.0.11"',
+      'sql_port: 5432',
+      'sql_database: "ejabberd"',
+      'sql_username: "ejabberd"',
+      'sql_ssl: true',
+      'sql_ssl_verify: true',
+      'sql_ssl_cafile: "/etc/ejabberd/imctl-ca.pem"',
+      'sql_ssl_certfile: "/etc/ejabberd/imctl-sql-client.pem"',
+      'sql_start_interval: 3',
+    ])
+    const client = clientCertificate(pki, 'ejabberd')
+    const pem = file(resources, '/etc/ejabberd/imctl-sql-client.pem')
+    assert.deepEqual([pem.content, pem.owner, pem.group, pem.mode, pem.secret, pem.reloadable, pem.notify], [client.cert + client.key, 'ejabberd', 'ejabberd', '600', true, true, ['ejabberd']])
   })
 
   it('Redis: TLS port only; ejabberd reaches it through stunnel on loopback that checks the CA and the address', () => {
@@ -185,6 +265,10 @@ describe('desired state with tls', () => {
     const paths = plain.flatMap((r) => (r.kind === 'file' ? [r.path] : []))
     assert.ok(!paths.some((p) => /imctl-server|imctl\.pem|imctl-ca|redis-tunnel/.test(p)), paths.join('\n'))
     assert.match(file(plain, '/etc/postgresql/15/main/pg_hba.conf').content, /^host    ejabberd        ejabberd/m)
+    assert.doesNotMatch(file(plain, '/etc/postgresql/15/main/pg_hba.conf').content, /\scert$/m)
+    assert.doesNotMatch(file(plain, '/etc/postgresql/15/main/conf.d/50-imctl.conf').content, /ssl/)
+    assert.match(file(plain, '/etc/ejabberd/ejabberd.yml').content, new RegExp(`^sql_password: "${SECRETS.postgresql.ejabberd_password}"$`, 'm'))
+    assert.doesNotMatch(file(plain, '/etc/ejabberd/ejabberd.yml').content, /sql_ssl/)
     assert.match(file(plain, '/etc/redis/redis.conf').content, /^port 6379$/m)
     assert.ok(!plain.some((r) => r.kind === 'packages' && r.packages.some((p) => p.name === 'stunnel4')))
   })

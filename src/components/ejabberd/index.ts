@@ -1,7 +1,7 @@
 import {ERLANG_DIST_PORTS} from '../../config/load.js'
 import {ejabberdClustered, type HostConfig} from '../../config/model.js'
 import {systemdReload, type Resource} from '../../plan/resources.js'
-import {serverCertificate} from '../../pki/pki.js'
+import {clientCertificate, serverCertificate} from '../../pki/pki.js'
 import type {RemoteCommand} from '../../transport/command.js'
 import type {Component, ComponentContext} from '../types.js'
 
@@ -43,7 +43,7 @@ export const ejabberd: Component = {
       const container = ctx.inContainer('ejabberd')
       const base = {host: host.name, component: 'ejabberd' as const}
       const pgHost = ctx.host(c.postgresql.host)
-      const tls = pki ? {pem: '/etc/ejabberd/imctl.pem', ca: '/etc/ejabberd/imctl-ca.pem', c2sTlsPort: c.ejabberd.c2sTlsPort} : undefined
+      const tls = pki ? {pem: '/etc/ejabberd/imctl.pem', ca: '/etc/ejabberd/imctl-ca.pem', sqlClient: '/etc/ejabberd/imctl-sql-client.pem', c2sTlsPort: c.ejabberd.c2sTlsPort} : undefined
       const vars = {
         tls,
         cluster: ctx.config,
@@ -61,6 +61,7 @@ export const ejabberd: Component = {
       const tlsFiles: Resource[] = pki && tls
         ? (() => {
             const own = serverCertificate(pki, 'ejabberd', host.name)
+            const sqlClient = clientCertificate(pki, 'ejabberd')
             const file = {...base, kind: 'file' as const, owner: 'ejabberd', group: 'ejabberd', notify: ['ejabberd'], reloadable: true}
             const redis = ctx.endpoint('redis', 'ejabberd')
             const tunnel = {cluster: ctx.config, redis, localPort: redisTunnelPort(redis.port), ca: REDIS_TUNNEL.ca, conf: REDIS_TUNNEL.conf}
@@ -83,6 +84,8 @@ export const ejabberd: Component = {
               {...file, path: tls.pem, content: own.key + own.cert, mode: '600', secret: true},
               // What ejabberd trusts as a client of PostgreSQL (every CA during a CA rotation).
               {...file, path: tls.ca, content: pki.caBundle, mode: '644', secret: false},
+              // Its login to PostgreSQL (pg_hba `cert`): certificate then key in one file, read again on each new connection.
+              {...file, path: tls.sqlClient, content: sqlClient.cert + sqlClient.key, mode: '600', secret: true},
             ]
           })()
         : []

@@ -26,13 +26,17 @@ export const postgresql: Component = {
     const etc = `/etc/postgresql/${release.version}/main`
     const container = ctx.inContainer('postgresql')
     const pki = ctx.secrets.tls
-    const tls = pki ? {cert: `${etc}/imctl-server.crt`, key: `${etc}/imctl-server.key`} : undefined
+    // With TLS PostgreSQL also checks client certificates (ssl_ca_file): ejabberd logs in with one.
+    const tls = pki ? {cert: `${etc}/imctl-server.crt`, key: `${etc}/imctl-server.key`, ca: `${etc}/imctl-ca.crt`} : undefined
+    // With TLS the ejabberd hosts log in with their client certificate (`cert`), never a password: ejabberd 23.01's
+    // driver prints its connection options, the password included, when PostgreSQL ends a connection.
+    const certHosts = new Set(pki ? ctx.config.components.ejabberd.hosts.map((h) => ctx.host(h).address) : [])
     const vars = {
       cluster: ctx.config,
       host,
       container,
       port: container ? PORT : placement.port,
-      clusterAddresses: [...new Set(ctx.config.hosts.map((h) => h.address))],
+      ejabberdLogins: [...new Set(ctx.config.hosts.map((h) => h.address))].map((address) => ({address, method: certHosts.has(address) ? 'cert' : 'scram-sha-256'})),
       tls,
     }
     const unit = `postgresql@${release.version}-main`
@@ -45,6 +49,8 @@ export const postgresql: Component = {
           return [
             {...file, path: tls.cert, content: c.cert, mode: '644', secret: false},
             {...file, path: tls.key, content: c.key, mode: '600', secret: true},
+            // The CAs whose client certificates it takes (every CA during a CA rotation).
+            {...file, path: tls.ca, content: pki.caBundle, mode: '644', secret: false},
           ]
         })()
       : []
