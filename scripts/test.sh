@@ -24,13 +24,14 @@ npm run test:unit
 # of their time is spent waiting on hosts (apt, JVM and service starts), not on CPU.
 e2e=(node --import tsx --test --test-reporter=spec --test-concurrency=3)
 # Tests that install Kafka or MinIO need the artifacts: every other e2e file runs first.
-late=(test/e2e/archive.test.ts test/e2e/backup.test.ts test/e2e/backup-deep.test.ts test/e2e/backup-engine.test.ts test/e2e/engine.test.ts test/e2e/minio.test.ts test/e2e/offline.test.ts)
+# Each list is longest first, so that the last file to start is a short one.
+late=(test/e2e/backup.test.ts test/e2e/backup-deep.test.ts test/e2e/archive.test.ts test/e2e/offline.test.ts test/e2e/engine.test.ts test/e2e/backup-engine.test.ts test/e2e/minio.test.ts)
 # The Kafka rolling upgrade with a producer and a consumer running throughout takes
 # about 9 minutes on its own; it runs with IMCTL_E2E_LONG=1 (CI's 30 minutes would not hold it).
 long=(test/e2e/upgrade-kafka.test.ts)
 [ "${IMCTL_E2E_LONG:-0}" = 1 ] && late+=("${long[@]}")
-early=()
-for f in test/e2e/*.test.ts; do [[ " ${late[*]} ${long[*]} " == *" $f "* ]] || early+=("$f"); done
+early=(test/e2e/patroni.test.ts test/e2e/upgrade.test.ts test/e2e/mixed.test.ts)
+for f in test/e2e/*.test.ts; do [[ " ${late[*]} ${long[*]} ${early[*]} " == *" $f "* ]] || early+=("$f"); done
 "${e2e[@]}" "${early[@]}"
 
 if ! wait "$fetch_pid"; then
