@@ -140,7 +140,7 @@ interface RawConfig {
   components: {
     postgresql: {host?: string; hosts?: string[]; port?: number; etcd?: string[]; proxyPort?: number}
     redis: {host: string; port?: number}
-    ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; c2sTls?: number; http?: number; mqtt?: number; api?: number}}
+    ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; c2sTls?: number; http?: number; mqtt?: number; api?: number}; jwt?: {enabled: boolean; jidField?: string}}
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
     haproxy?: {hosts: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; stats?: number}}
@@ -319,6 +319,10 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
   } else if (comps.ejabberd.ports?.c2sTls !== undefined) {
     problem(['components', 'ejabberd', 'ports', 'c2sTls'], 'c2sTls is the direct-TLS XMPP port, and this cluster has no `tls:`', 'add `tls: {ca: imctl}`, or remove c2sTls')
   }
+  const jwt = comps.ejabberd.jwt
+  if (jwt && !jwt.enabled && jwt.jidField !== undefined) {
+    problem(['components', 'ejabberd', 'jwt'], '`jidField` has no effect while JWT login is off', 'set `enabled: true`, or remove jidField', 'jidField')
+  }
   raw.firewall?.adminSources?.forEach((src, i) => {
     const bad = checkSource(src)
     if (bad) problem(['firewall', 'adminSources', i], bad.message, bad.hint)
@@ -438,6 +442,7 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
           api: e.api ?? DEFAULT_PORTS.ejabberd.api,
         },
         ...(raw.tls ? {c2sTlsPort: e.c2sTls ?? DEFAULT_C2S_TLS_PORT} : {}),
+        ...(raw.components.ejabberd.jwt?.enabled ? {jwt: {jidField: raw.components.ejabberd.jwt.jidField ?? 'jid'}} : {}),
       },
       ...(k ? {kafka: {hosts: k.hosts, port: k.port ?? DEFAULT_PORTS.kafka.port, controllerPort: k.controllerPort ?? DEFAULT_PORTS.kafka.controllerPort}} : {}),
       ...(m
@@ -633,6 +638,7 @@ function hintForPattern(path: Path): string | undefined {
   if (last === 'name') return 'lower-case letters, digits and dashes, starting with a letter'
   if (last === 'domain') return 'a lower-case DNS name such as chat.example.com'
   if (last === 'user') return 'a Unix user name such as admin'
+  if (last === 'jidField') return 'a claim name: letters, digits and underscores, e.g. jid'
   return undefined
 }
 

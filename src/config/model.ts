@@ -57,6 +57,8 @@ export interface EjabberdPlacement {
   ports: {c2s: number; http: number; mqtt: number; api: number}
   /** XMPP with direct TLS: set only when the cluster has `tls:`. */
   c2sTlsPort?: number
+  /** Set when `jwt: {enabled: true}`: clients may log in with a token signed by the key in the secrets file. */
+  jwt?: {jidField: string}
 }
 
 /** HAProxy in TCP passthrough in front of every ejabberd node. */
@@ -150,5 +152,5 @@ export function ejabberdClustered(config: ClusterConfig): boolean {
 
 /** The secrets file's sections this cluster needs beyond the ones every cluster has. */
 export function secretSections(config: ClusterConfig): string[] {
-  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : []), ...(ejabberdClustered(config) ? ['ejabberd_cluster'] : [])]
+  return [...optionalComponents(config), ...(config.components.postgresql.patroni ? ['patroni'] : []), ...(ejabberdClustered(config) ? ['ejabberd_cluster'] : []), ...(config.components.ejabberd.jwt ? ['ejabberd_jwt'] : [])]
 }

@@ -18,6 +18,8 @@ export interface ClusterSecrets {
   ejabberd_cluster?: {erlang_cookie: string}
   /** Present with `tls:`: the CA and the issued certificates, read from the PKI directory (never from the secrets file). */
   tls?: ClusterPki
+  /** Present with `ejabberd.jwt` enabled: the HS256 key (32 random bytes, base64url) that signs login tokens. */
+  ejabberd_jwt?: {key: string}
   /** Present when PostgreSQL runs under Patroni: its superuser, replication and REST API (write endpoints) passwords. */
   patroni?: {superuser_password: string; replication_password: string; restapi_password: string}
 }
@@ -30,6 +32,7 @@ const SHAPE: {[K in keyof Sections]: (keyof Sections[K])[]} = {
   kafka: ['cluster_id', 'broker_password', 'imctl_password'],
   minio: ['root_password', 'backup_secret', 'archive_secret', 'health_secret'],
   ejabberd_cluster: ['erlang_cookie'],
+  ejabberd_jwt: ['key'],
   patroni: ['superuser_password', 'replication_password', 'restapi_password'],
 }
 /** Sections every cluster has; the others only with their component. */
@@ -43,6 +46,8 @@ export function generatePassword(): string {
 /** KRaft's cluster id: 16 random bytes, URL-safe base64 without padding (22 characters). */
 function generateValue(section: string, key: string): string {
   if (section === 'ejabberd_cluster' && key === 'erlang_cookie') return erlangCookie()
+  // HS256 wants a key as long as its hash (RFC 7518 3.2): 256 bits.
+  if (section === 'ejabberd_jwt' && key === 'key') return randomBytes(32).toString('base64url')
   return section === 'kafka' && key === 'cluster_id' ? randomBytes(16).toString('base64url') : generatePassword()
 }
 

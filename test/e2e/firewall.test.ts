@@ -4,11 +4,17 @@
  * cluster.yaml scans every TCP port of both hosts and finds only SSH and the IM client
  * ports; inside the cluster ejabberd still reaches PostgreSQL and Redis (health's message
  * delivery). A host whose table is removed is reported, and install puts it back.
+ * The same cluster has ejabberd's optional JWT login on: a token signed with the key from
+ * the secrets file logs in, a forged or expired one does not, and passwords still work.
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {after, before, describe, it} from 'node:test'
+import {parse} from 'yaml'
+import {signJwt} from '../../src/ops/jwt.js'
 import {createSandbox, editConfig, imctl, type Sandbox} from './harness.js'
+import {login} from './xmpp.js'
 
 const NAME = 'fw1'
 const OUTSIDE = `imctl-sbx-${NAME}-outside`
@@ -51,6 +57,11 @@ describe('firewall: only SSH and the IM client ports are open from outside the c
     const subnet: string = net.subnets[0].subnet
     // imctl reaches the hosts from this network's gateway: SSH stays open to the network only.
     editConfig(sb.config, (t) => `${t.trimEnd()}\nfirewall: { enabled: true, adminSources: [${subnet}] }\n`)
+    // JWT login on: the key is a new secret, added by `secrets generate`.
+    editConfig(sb.config, (t) => t.replace(/^( +)ejabberd:\s*\{\s*host:\s*(\w+)\s*\}$/m, '$1ejabberd: {host: $2, jwt: {enabled: true}}'))
+    assert.match(readFileSync(sb.config, 'utf8'), /jwt: \{enabled: true\}/)
+    const gen = await imctl(['secrets', 'generate', '-c', sb.config, '--json'])
+    assert.deepEqual(gen.json.result.created, ['ejabberd_jwt.key'], gen.stdout + gen.stderr)
     const image = JSON.parse(podman('inspect', sb.hosts[0]!.container))[0].ImageName
     podman('run', '-d', '--name', OUTSIDE, '--network', `imctl-sbx-${NAME}`, image, 'sleep', 'infinity')
     podman('exec', OUTSIDE, 'sh', '-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nmap >/dev/null 2>&1')
@@ -80,6 +91,38 @@ describe('firewall: only SSH and the IM client ports are open from outside the c
     assert.equal(ok('login as ejabberd from h2, SELECT 1'), true)
     assert.equal(ok('AUTH and PING from h2'), true)
     assert.equal(ok('WebSocket login and message delivery'), true)
+  })
+
+  it('JWT login: a token signed with the cluster\'s key logs in; a forged or expired one does not; passwords still work', async () => {
+    const ws = `ws://${h2}:5280/ws`
+    const domain = parse(readFileSync(sb.config, 'utf8')).domain as string
+    const secretsFile = (await imctl(['secrets', 'generate', '-c', sb.config, '--json'])).json.result.secretsFile as string
+    const secrets = parse(readFileSync(secretsFile, 'utf8'))
+    const key = secrets.ejabberd_jwt.key as string
+    // The key sits on the host as a JWK only ejabberd reads.
+    assert.equal(sb.onHost('h2', 'stat -c "%U:%G %a" /etc/ejabberd/jwt.jwk').trim(), 'ejabberd:ejabberd 600')
+    // With jwt among its auth methods ejabberd offers PLAIN only (SCRAM needs a stored key); this cluster has no
+    // TLS, so the client is told to use PLAIN over ws:// (it refuses to on its own).
+    const as = (user: string, password: string) => login(ws, domain, user, password, {mechanism: 'PLAIN'})
+    const refused = /not-authorized/
+    const signed = await imctl(['jwt', 'sign', '-c', sb.config, '--user', 'carol', '--ttl', '10m', '--json'])
+    assert.equal(signed.exitCode, 0, signed.stdout + signed.stderr)
+    const carol = await as('carol', signed.json.result.token)
+    await carol.stop()
+    // A token for carol does not log in dave.
+    await assert.rejects(as('dave', signed.json.result.token), refused)
+    const now = Math.floor(Date.now() / 1000)
+    await assert.rejects(as('carol', signJwt({jid: `carol@${domain}`, exp: now + 600}, Buffer.alloc(32, 7).toString('base64url'))), refused)
+    await assert.rejects(as('carol', signJwt({jid: `carol@${domain}`, exp: now - 60}, key)), refused)
+    // The same claims with the right key and a future exp log in: the refusals were the signature's and exp's.
+    const fresh = await as('carol', signJwt({jid: `carol@${domain}`, exp: now + 600}, key))
+    await fresh.stop()
+    // An account with a password in PostgreSQL logs in as before, and a wrong password is refused.
+    const admin = await as('admin', secrets.ejabberd.admin_password)
+    await admin.stop()
+    await assert.rejects(as('admin', 'not-the-password'), refused)
+    const health = await imctl(['health', '-c', sb.config, '--json'])
+    assert.equal(health.json.result.checks.find((c: {check: string}) => c.check === 'WebSocket login and message delivery')?.ok, true, JSON.stringify(health.json.result.checks))
   })
 
   it('a scan of every TCP port from a container outside the cluster finds only SSH and the IM client ports', () => {

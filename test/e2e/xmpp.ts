@@ -4,9 +4,12 @@ import WebSocket from 'ws'
 
 type Client = ReturnType<typeof client> & {iqCaller: {request(el: unknown, timeout?: number): Promise<unknown>}}
 
-export async function login(service: string, domain: string, username: string, password: string): Promise<Client> {
+/** `mechanism` forces a SASL mechanism: PLAIN over plain ws:// to a non-loopback address, which the client otherwise refuses. */
+export async function login(service: string, domain: string, username: string, password: string, opts: {mechanism?: string} = {}): Promise<Client> {
   ;(globalThis as {WebSocket?: unknown}).WebSocket ??= WebSocket
-  const x = client({service, domain, username, password, resource: 'e2e'}) as Client
+  const {mechanism} = opts
+  const credentials = mechanism ? async (authenticate: (c: {username: string; password: string}, m: string) => Promise<void>) => authenticate({username, password}, mechanism) : undefined
+  const x = client({service, domain, resource: 'e2e', ...(credentials ? {credentials} : {username, password})}) as Client
   x.on('error', () => {})
   x.reconnect?.stop()
   await x.start()

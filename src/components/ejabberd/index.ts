@@ -1,6 +1,7 @@
 import {ERLANG_DIST_PORTS} from '../../config/load.js'
 import {ejabberdClustered, type HostConfig} from '../../config/model.js'
 import {systemdReload, type Resource} from '../../plan/resources.js'
+import {jwkFile, JWT_KEY_FILE} from '../../ops/jwt.js'
 import {clientCertificate, serverCertificate} from '../../pki/pki.js'
 import type {RemoteCommand} from '../../transport/command.js'
 import type {Component, ComponentContext} from '../types.js'
@@ -57,7 +58,13 @@ export const ejabberd: Component = {
         secrets: ctx.secrets,
         // The release's version-specific settings (e.g. update_sql_schema, which 23.01 does not know).
         settings: ctx.manifest.components.ejabberd!.settings ?? {},
+        jwt: c.ejabberd.jwt ? {keyFile: JWT_KEY_FILE, jidField: c.ejabberd.jwt.jidField} : undefined,
       }
+      const jwtKey = ctx.secrets.ejabberd_jwt?.key
+      if (c.ejabberd.jwt && !jwtKey) throw new Error('bug: JWT login without ejabberd_jwt.key in the secrets')
+      const jwtFiles: Resource[] = c.ejabberd.jwt
+        ? [{...base, kind: 'file', path: JWT_KEY_FILE, content: jwkFile(jwtKey!), owner: 'ejabberd', group: 'ejabberd', mode: '600', secret: true, notify: ['ejabberd']}]
+        : []
       const tlsFiles: Resource[] = pki && tls
         ? (() => {
             const own = serverCertificate(pki, 'ejabberd', host.name)
@@ -92,6 +99,7 @@ export const ejabberd: Component = {
       const out: Resource[] = [
         {...base, kind: 'packages', packages: ctx.manifest.components.ejabberd!.packages},
         ...tlsFiles,
+        ...jwtFiles,
         {
           ...base,
           kind: 'file',
