@@ -1,5 +1,6 @@
 import {existsSync, readFileSync, statSync} from 'node:fs'
-import {isIP} from 'node:net'
+import {createHash} from 'node:crypto'
+import {BlockList, isIP} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, relative, resolve} from 'node:path'
 import {Ajv, type ErrorObject} from 'ajv'
@@ -7,7 +8,7 @@ import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type 
 import {type ConfigProblem, UserError, ValidationError} from '../errors.js'
 import {schemaFile} from '../paths.js'
 import {listReleases} from './manifest.js'
-import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacement, SshAuth, TlsConfig} from './model.js'
+import type {ClusterConfig, EngineEndpoint, HostConfig, JumpHost, PostgresPlacement, SshAuth, TlsConfig, VirtualIp} from './model.js'
 
 type Path = (string | number)[]
 
@@ -143,7 +144,7 @@ interface RawConfig {
     ejabberd: {host?: string; hosts?: string[]; ports?: {c2s?: number; c2sTls?: number; http?: number; mqtt?: number; api?: number}; jwt?: {enabled: boolean; jidField?: string}}
     kafka?: {hosts: string[]; port?: number; controllerPort?: number}
     minio?: {hosts: string[]; drives?: string[]; port?: number; consolePort?: number; buckets?: string[]}
-    haproxy?: {hosts: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; stats?: number}}
+    haproxy?: {hosts: string[]; ports?: {c2s?: number; http?: number; mqtt?: number; stats?: number}; virtualIp?: {address: string; interface: string; routerId?: number}}
   }
   firewall?: {enabled: boolean; adminSources?: string[]}
 }
@@ -238,6 +239,7 @@ function checkMeaning(raw: RawConfig, problem: ProblemFn, abs: string, opts: Loa
       }
     })
   }
+  if (comps.haproxy?.virtualIp) checkVirtualIp(raw, problem)
   for (const comp of ['kafka', 'minio'] as const) {
     const placed = comps[comp]?.hosts ?? []
     placed.forEach((name, i) => {
@@ -466,6 +468,7 @@ function toModel(raw: RawConfig, abs: string, opts: LoadOptions): ClusterConfig 
                 mqtt: hp.ports?.mqtt ?? DEFAULT_HAPROXY_PORTS.mqtt,
                 stats: hp.ports?.stats ?? DEFAULT_HAPROXY_PORTS.stats,
               },
+              ...(hp.virtualIp ? {virtualIp: toVirtualIp(hp.virtualIp, raw.name)} : {}),
             },
           }
         : {}),
@@ -548,6 +551,39 @@ function toEngine(e: RawEngine, auth: (a: RawAuth | undefined) => SshAuth, dir: 
 function expandHome(p: string, opts: LoadOptions, abs: string): string {
   if (p === '~' || p.startsWith('~/')) return resolve(opts.home ?? homedir(), p.slice(2))
   return resolve(dirname(abs), p)
+}
+
+/** `haproxy.virtualIp`: an IPv4 address (optionally /prefix) shared by 2 HAProxy hosts over VRRP, which keepalived speaks unicast to the other host. */
+function checkVirtualIp(raw: RawConfig, problem: ProblemFn): void {
+  const hp = raw.components.haproxy!
+  const vip = hp.virtualIp!
+  const at = ['components', 'haproxy', 'virtualIp']
+  if (hp.hosts.length < 2) problem(['components', 'haproxy'], 'a virtual IP needs 2 HAProxy hosts to move between', 'add a second host to `haproxy.hosts`, or remove `virtualIp:`', 'virtualIp')
+  const [address = '', bits, ...rest] = vip.address.split('/')
+  const prefix = bits === undefined ? 32 : /^\d{1,2}$/.test(bits) ? Number(bits) : NaN
+  if (isIP(address) !== 4 || rest.length || !(prefix >= 1 && prefix <= 32)) {
+    problem([...at, 'address'], `${JSON.stringify(vip.address)} is not an IPv4 address with an optional /prefix (1-32)`, 'write e.g. 10.0.0.100/24: a free address on the HAProxy hosts\' network')
+    return
+  }
+  if (isUnusableAddress(address) || isLoopback(address)) problem([...at, 'address'], `${address} cannot be a virtual IP`, 'use a free address on the HAProxy hosts\' network')
+  const taken = raw.hosts.findIndex((h) => h.address === address)
+  if (taken >= 0) problem([...at, 'address'], `${address} is hosts[${taken}]'s own address`, 'choose an address no host has: keepalived adds it to whichever HAProxy host holds it')
+  const net = new BlockList()
+  net.addSubnet(address, prefix, 'ipv4')
+  hp.hosts.forEach((name, i) => {
+    const host = raw.hosts.find((h) => h.name === name)
+    if (!host) return
+    // VRRP speaks unicast between the hosts' cluster addresses, and the address moves between them on one network.
+    if (isIP(host.address) !== 4) problem(['components', 'haproxy', 'hosts', i], `${name}'s address ${host.address} is not IPv4; keepalived's VRRP here runs over IPv4`, 'give the HAProxy hosts IPv4 cluster addresses')
+    else if (prefix < 32 && !net.check(host.address, 'ipv4')) problem([...at, 'address'], `${name}'s address ${host.address} is outside ${address}/${prefix}`, 'the virtual IP must be on the same network as the HAProxy hosts: check the prefix')
+  })
+  if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(vip.interface)) problem([...at, 'interface'], `${JSON.stringify(vip.interface)} is not a network interface name`, 'the interface that carries the HAProxy hosts\' cluster addresses, as `ip -o addr show` names it on them (e.g. eth0)')
+}
+
+/** VRRP's virtual router id: as given, or one derived from the cluster's name, so two clusters on one LAN are unlikely to share it. */
+function toVirtualIp(vip: {address: string; interface: string; routerId?: number}, cluster: string): VirtualIp {
+  const [address = '', bits] = vip.address.split('/')
+  return {address, prefix: bits === undefined ? 32 : Number(bits), interface: vip.interface, routerId: vip.routerId ?? (createHash('sha256').update(cluster).digest()[0]! % 255) + 1}
 }
 
 function isLoopback(addr: string): boolean {

@@ -66,6 +66,18 @@ export interface HaproxyPlacement {
   hosts: string[]
   /** Frontends on each HAProxy host's address; `stats` on its loopback. */
   ports: {c2s: number; http: number; mqtt: number; stats: number}
+  /** A virtual IPv4 address that keepalived (VRRP) keeps on one HAProxy host whose HAProxy runs. */
+  virtualIp?: VirtualIp
+}
+
+export interface VirtualIp {
+  address: string
+  /** Netmask length the address is added with (32 when cluster.yaml gives none). */
+  prefix: number
+  /** The network interface the address goes on, on every HAProxy host. */
+  interface: string
+  /** VRRP's virtual router id (1-255): from cluster.yaml, or derived from the cluster's name. */
+  routerId: number
 }
 
 /** Kafka in KRaft mode: every host runs a combined broker and controller. */

@@ -20,6 +20,7 @@ import {firewallProblem, firewallQuery, parseFirewall} from '../plan/firewall.js
 import {endpointFor, primaryEndpoint} from '../plan/desired.js'
 import type {EngineConnection} from '../transport/engine.js'
 import type {HostConnection} from '../transport/types.js'
+import type {RemoteCommand} from '../transport/command.js'
 import {closeAll, connectReachable, loadCluster, usedHosts, type ClusterModel} from './cluster.js'
 
 export interface HealthCheck {
@@ -225,6 +226,7 @@ export interface HealthContext {
 /** Checks beyond the units' states, per optional component; each runs in parallel with the rest. */
 const COMPONENT_HEALTH: Partial<Record<ComponentName, (ctx: HealthContext) => Promise<HealthCheck | HealthCheck[]>[]>> = {
   postgresql: patroniHealthChecks,
+  haproxy: virtualIpHealthChecks,
   kafka: kafkaHealthChecks,
   minio: (ctx) => [...minioHealthChecks(ctx), ...archiveHealthChecks(ctx)],
 }
@@ -273,11 +275,13 @@ async function clusteredImChecks(model: ClusterModel, conns: Map<string, HostCon
         await api?.close()
         continue
       }
-      const via = c.haproxy ? hostByName(model.config, c.haproxy.hosts[0]!) : h
-      const check = c.haproxy ? `WebSocket login and message delivery through HAProxy on ${via.name}` : `WebSocket login and message delivery on ${h.name}`
+      const vip = c.haproxy?.virtualIp
+      // With a virtual IP, as clients reach it: from a HAProxy host that answers SSH, to whichever host holds the address.
+      const via = c.haproxy ? hostByName(model.config, (vip && c.haproxy.hosts.find((n) => conns.has(n))) || c.haproxy.hosts[0]!) : h
+      const check = vip ? `WebSocket login and message delivery through the virtual IP ${vip.address}` : c.haproxy ? `WebSocket login and message delivery through HAProxy on ${via.name}` : `WebSocket login and message delivery on ${h.name}`
       try {
         const port = c.haproxy ? c.haproxy.ports.http : c.ejabberd.ports.http
-        return {...(await timed(via.name, 'ejabberd', check, () => messageRoundTrip(model, conns.get(via.name)!, api!, messageTimeout, {address: via.address, port}), r)), clusterLevel: true}
+        return {...(await timed(via.name, 'ejabberd', check, () => messageRoundTrip(model, conns.get(via.name)!, api!, messageTimeout, {address: vip?.address ?? via.address, port}), r)), clusterLevel: true}
       } finally {
         await api.close()
       }
@@ -285,6 +289,47 @@ async function clusteredImChecks(model: ClusterModel, conns: Map<string, HostCon
     return {host: nodes[0]!.name, component: 'ejabberd', check: 'WebSocket login and message delivery', ok: false, clusterLevel: true, detail: 'no ejabberd node\'s admin API answers: every node is down', ms: Date.now() - t0}
   })()
   return (await Promise.all([...perNode, delivery, ...proxies])).flat()
+}
+
+/**
+ * Which HAProxy host holds the virtual IP, asked on each (`ip -o addr show`): exactly one is
+ * healthy, and then a HAProxy host that is down is only degraded; none or both is a failure.
+ */
+function virtualIpHealthChecks(ctx: HealthContext): Promise<HealthCheck>[] {
+  const hp = ctx.model.config.components.haproxy!
+  const vip = hp.virtualIp
+  if (!vip) return []
+  return [
+    ctx.timed(hp.hosts[0]!, `virtual IP ${vip.address} on one HAProxy host`, async () => {
+      const seen = await Promise.all(
+        hp.hosts.map(async (name) => {
+          const conn = ctx.conns.get(name)
+          if (!conn) return {name, holds: false, said: 'does not answer over SSH'}
+          try {
+            const res = await conn.exec(virtualIpQuery(vip.interface))
+            return {name, holds: holdsAddress(res.stdout, vip.address), said: ''}
+          } catch (e) {
+            return {name, holds: false, said: errorText(e)}
+          }
+        }),
+      )
+      const holders = seen.filter((x) => x.holds).map((x) => x.name)
+      const unknown = seen.filter((x) => x.said).map((x) => `${x.name} ${x.said}`)
+      if (holders.length === 1) return `held by ${holders[0]}${unknown.length ? ` (${unknown.join('; ')})` : ''}`
+      if (holders.length > 1) throw new Error(`held by ${holders.join(' and ')} at once: the hosts do not hear each other's VRRP; check the firewall and \`journalctl -u keepalived\` on them`)
+      throw new Error(`no HAProxy host holds it${unknown.length ? ` (${unknown.join('; ')})` : ''}: clients cannot connect; check \`systemctl status haproxy keepalived\` on ${hp.hosts.join(', ')}, then run \`imctl install\``)
+    }, {clusterLevel: true}),
+  ]
+}
+
+/** The IPv4 addresses on one interface, one per line. */
+export function virtualIpQuery(iface: string): RemoteCommand {
+  return {argv: ['ip', '-o', '-4', 'addr', 'show', 'dev', iface], description: `list the IPv4 addresses on ${iface}`}
+}
+
+/** Whether `ip -o -4 addr show` lists `address` (with any prefix). */
+export function holdsAddress(stdout: string, address: string): boolean {
+  return stdout.split('\n').some((line) => line.split(/\s+/).some((w, i, all) => all[i - 1] === 'inet' && w.split('/')[0] === address))
 }
 
 /** HAProxy's stats (CSV, on its loopback, through SSH): is it up, and how does it see each ejabberd node. */

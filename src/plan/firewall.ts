@@ -60,6 +60,20 @@ export function openPorts(config: ClusterConfig, host: string): OpenPort[] {
   return out
 }
 
+/** VRRP's IP protocol number. */
+const VRRP_PROTOCOL = 112
+
+/**
+ * Where VRRP comes from to a HAProxy host sharing a virtual IP: the other HAProxy hosts
+ * (keepalived speaks unicast between cluster addresses). The public ports need no rule of
+ * their own for the virtual IP: they are open on every address of the host.
+ */
+export function vrrpPeers(config: ClusterConfig, host: string): string[] {
+  const hp = config.components.haproxy
+  if (!hp?.virtualIp || !hp.hosts.includes(host)) return []
+  return hp.hosts.filter((h) => h !== host).map((h) => listedAddress(config.hosts.find((x) => x.name === h)!.address))
+}
+
 /** An address as nft lists it (IPv6 compressed, lower case). */
 function listedAddress(address: string): string {
   return isIP(address) === 6 ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address
@@ -92,6 +106,7 @@ export function renderFirewallTable(config: ClusterConfig, host: HostConfig): st
     ...(admin.length ? admin.map((s) => `${saddr(s)} tcp dport ${host.port} accept`) : [`tcp dport ${host.port} accept`]),
     ...ports.filter((p) => p.to === 'public').map((p) => `tcp dport ${p.port} accept`),
     ...ports.filter((p) => p.to === 'cluster').flatMap((p) => peers.map((a) => `${saddr(a)} tcp dport ${p.port} accept`)),
+    ...vrrpPeers(config, host.name).map((a) => `${saddr(a)} ip protocol ${VRRP_PROTOCOL} accept`),
   ]
   return [
     `table inet ${FIREWALL_TABLE} {`,
@@ -197,7 +212,8 @@ case "$out" in *"No such file or directory"*) echo '${ABSENT}';; *) printf '%s\\
 
 /** The loaded table as text (ending in one newline), or null when it is not loaded. */
 export function parseFirewall(stdout: string): string | null {
-  const text = stdout.replace(/\s+$/, '')
+  // nft names protocol 112 `vrrp` where /etc/protocols has it (netbase), and prints the number where not.
+  const text = stdout.replace(/\s+$/, '').replace(/ ip protocol vrrp /g, ` ip protocol ${VRRP_PROTOCOL} `)
   return text === ABSENT || text === '' ? null : `${text}\n`
 }
 

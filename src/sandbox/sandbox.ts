@@ -106,8 +106,9 @@ export async function createSandbox(opts: SandboxCreateOptions): Promise<Sandbox
         Labels: {[LABEL]: opts.name},
         HostConfig: {
           NetworkMode: names.network,
-          // Like a real server's root, nft may set this host's own packet filter (the firewall); it acts on the container's network namespace only.
-          CapAdd: ['NET_ADMIN'],
+          // Like a real server's root, nft may set this host's own packet filter (the firewall), and keepalived
+          // add a virtual IP and send VRRP and gratuitous ARP (raw sockets); both act on the container's network namespace only.
+          CapAdd: ['NET_ADMIN', 'NET_RAW'],
           Binds: [`${keyFile}.pub:/root/.ssh/authorized_keys:ro`, `${keyFile}.pub:/home/imctl/.ssh/authorized_keys:ro`],
           ...(drives.length ? {Tmpfs: Object.fromEntries(drives.map((d) => [d, `size=${SANDBOX_DRIVE_SIZE},mode=0755`]))} : {}),
         },

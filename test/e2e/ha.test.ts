@@ -1,6 +1,8 @@
 /**
  * ejabberd as a cluster of two nodes behind HAProxy, on real hosts: h1 runs PostgreSQL,
- * Redis and HAProxy; h2 and h3 are ejabberd nodes joined with ejabberd's own join_cluster.
+ * Redis and HAProxy; h2 and h3 are ejabberd nodes joined with ejabberd's own join_cluster;
+ * h2 runs a second HAProxy (on other ports than its node's), and keepalived keeps a virtual
+ * IP on h1, or on h2 when h1's HAProxy stops: clients connect to the virtual IP.
  * A client connected through HAProxy loses its node, reconnects through HAProxy to the
  * other one, and a message is delivered and archived; health says DEGRADED and names the
  * stopped node; install starts it again; a re-run changes nothing. The firewall is on
@@ -18,15 +20,48 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
   let c: string
   const domain = 'ha3.imctl.test'
   const node = (host: string) => `ejabberd@${sb.hosts.find((h) => h.name === host)!.address}`
-  const ws = () => `ws://${sb.hosts.find((h) => h.name === 'h1')!.address}:5280/ws`
+  // A free address high in the sandbox network (podman hands out addresses from the bottom), on the hosts' interface.
+  let vip = ''
+  let iface = ''
+  const ws = () => `ws://${vip}:5380/ws`
+  const holders = () => ['h1', 'h2'].filter((h) => sb.onHost(h, `ip -o -4 addr show dev ${iface}`).includes(` inet ${vip}/`))
+  // After a node starts, each HAProxy marks it up only after 2 passed checks 2 s apart ("DOWN 1/2" meanwhile): a few seconds.
+  async function healthySoon(): Promise<void> {
+    let h = await imctl(['health', '-c', c, '--json'])
+    for (let i = 0; i < 4 && h.json.result.status !== 'healthy'; i++) {
+      await new Promise((r) => setTimeout(r, 3000))
+      h = await imctl(['health', '-c', c, '--json'])
+    }
+    assert.equal(h.json.result.status, 'healthy', h.stdout)
+  }
+  async function until(what: string, ok: () => boolean, ms: number): Promise<number> {
+    const t0 = Date.now()
+    while (!ok()) {
+      if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms (holders: ${holders().join(', ') || 'none'})`)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    return Date.now() - t0
+  }
 
   before(async () => {
     sb = await createSandbox('ha3', 3)
     c = sb.config
+    const h1 = sb.hosts.find((h) => h.name === 'h1')!.address
+    const line = sb.onHost('h1', 'ip -o -4 addr show').split('\n').find((l) => l.includes(` inet ${h1}/`))!
+    const [, dev, bits] = /^\d+:\s+(\S+)\s+inet [\d.]+\/(\d+)/.exec(line)!
+    iface = dev!
+    const size = 2 ** (32 - Number(bits))
+    const n = h1.split('.').reduce((a, o) => a * 256 + Number(o), 0)
+    const pick = n - (n % size) + size - 6
+    vip = [24, 16, 8, 0].map((sh) => (pick >>> sh) & 255).join('.')
+    assert.ok(size >= 16 && !sb.hosts.some((h) => h.address === vip), `${vip} in /${bits}`)
     editConfig(c, (t) =>
       t
         .replace('redis: { host: h2 }', 'redis: { host: h1 }')
-        .replace('ejabberd: { host: h3 }', 'ejabberd: { hosts: [h2, h3] }\n  haproxy: { hosts: [h1] }') +
+        .replace(
+          'ejabberd: { host: h3 }',
+          `ejabberd: { hosts: [h2, h3] }\n  haproxy:\n    hosts: [h1, h2]\n    ports: { c2s: 5322, http: 5380, mqtt: 1983 }\n    virtualIp: { address: ${vip}/${bits}, interface: ${iface} }`,
+        ) +
         // With the firewall on: clients reach HAProxy only; the nodes talk Erlang among the cluster's hosts.
         'firewall: { enabled: true }\n',
     )
@@ -55,7 +90,14 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
     const h3 = sb.hosts.find((h) => h.name === 'h3')!.address
     assert.match(sb.onHost('h2', 'nft list table inet imctl'), new RegExp(`ip saddr ${h3.replace(/\./g, '\\.')} tcp dport 4370 accept`))
     assert.doesNotMatch(sb.onHost('h2', 'nft list table inet imctl'), /^\s*tcp dport (5222|4370) accept/m)
-    assert.match(sb.onHost('h1', 'nft list table inet imctl'), /^\s*tcp dport 5222 accept/m)
+    assert.match(sb.onHost('h1', 'nft list table inet imctl'), /^\s*tcp dport 5322 accept/m)
+    // VRRP between the two HAProxy hosts only.
+    const h2 = sb.hosts.find((h) => h.name === 'h2')!.address
+    assert.match(sb.onHost('h1', 'nft list table inet imctl'), new RegExp(`ip saddr ${h2.replace(/\./g, '\\.')} ip protocol (vrrp|112) accept`))
+    assert.doesNotMatch(sb.onHost('h3', 'nft list table inet imctl'), /ip protocol/)
+    // keepalived's config is root's only; the first HAProxy host holds the virtual IP.
+    for (const h of ['h1', 'h2']) assert.equal(sb.onHost(h, 'stat -c "%U %a" /etc/keepalived/keepalived.conf').trim(), 'root 600')
+    await until('the virtual IP on h1', () => holders().join() === 'h1', 15_000)
 
     const health = await imctl(['health', '-c', c, '--json'])
     assert.equal(health.exitCode, 0, health.stdout)
@@ -64,10 +106,46 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
     for (const h of ['h2', 'h3']) {
       const member = checks.find((x) => x.check === `node ${node(h)} in the cluster`)
       assert.ok(member?.ok && member.detail.includes(node('h2')) && member.detail.includes(node('h3')), JSON.stringify(member))
-      const seen = checks.find((x) => x.check === `HAProxy on h1 passes clients to ${h}`)
-      assert.match(seen?.detail ?? '', /xmpp UP.*http UP.*mqtt UP/, JSON.stringify(seen))
+      for (const hp of ['h1', 'h2']) {
+        const seen = checks.find((x) => x.check === `HAProxy on ${hp} passes clients to ${h}`)
+        assert.match(seen?.detail ?? '', /xmpp UP.*http UP.*mqtt UP/, JSON.stringify(seen))
+      }
     }
-    assert.ok(checks.some((x) => x.check === 'WebSocket login and message delivery through HAProxy on h1' && x.ok), JSON.stringify(checks))
+    assert.ok(checks.some((x) => x.check === `WebSocket login and message delivery through the virtual IP ${vip}` && x.ok), JSON.stringify(checks))
+    assert.deepEqual(checks.filter((x) => x.check === `virtual IP ${vip} on one HAProxy host`).map((x) => [x.ok, x.detail]), [[true, 'held by h1']])
+  })
+
+  it('HAProxy stops on the virtual IP\'s holder: the address moves to the other host, clients connect and a message is delivered', async () => {
+    for (const u of ['carol', 'dave']) sb.onHost('h2', `ejabberdctl register ${u} ${domain} secret-${u}-pw`)
+    const before = await login(ws(), domain, 'carol', 'secret-carol-pw')
+    await before.stop()
+    sb.onHost('h1', 'systemctl stop haproxy')
+    const moveMs = await until('the virtual IP moved to h2', () => holders().join() === 'h2', 20_000)
+    console.log(`virtual IP ${vip} moved to h2 ${moveMs} ms after HAProxy on h1 stopped`)
+    const carol = await login(ws(), domain, 'carol', 'secret-carol-pw')
+    const dave = await login(ws(), domain, 'dave', 'secret-dave-pw')
+    await dave.send(xml('presence'))
+    const body = `through ${vip} on h2 ${Date.now()}`
+    const got = new Promise<void>((resolve) => dave.on('stanza', (st) => st.is('message') && st.getChildText('body') === body && resolve()))
+    await send(carol, `dave@${domain}`, body)
+    await Promise.race([got, new Promise((_, reject) => setTimeout(() => reject(new Error('message not delivered through the virtual IP')), 20_000))])
+    await Promise.allSettled([carol.stop(), dave.stop()])
+
+    // Serving through h2: degraded, and only h1's HAProxy is named.
+    const health = await imctl(['health', '-c', c, '--json'])
+    assert.equal(health.exitCode, 5, health.stdout)
+    assert.equal(health.json.result.status, 'degraded')
+    const checks = health.json.result.checks as {host: string; check: string; ok: boolean; degraded?: boolean; detail: string}[]
+    const degraded = checks.filter((x) => x.degraded)
+    assert.ok(degraded.length && degraded.every((x) => x.host === 'h1' && ['systemd unit haproxy', 'HAProxy stats'].includes(x.check)), JSON.stringify(degraded))
+    assert.deepEqual(checks.filter((x) => x.check === `virtual IP ${vip} on one HAProxy host`).map((x) => [x.ok, x.detail]), [[true, 'held by h2']])
+
+    // install starts HAProxy again; the first host, preferred, takes the address back.
+    const fix = await imctl(['install', '-c', c, '--json'])
+    assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr)
+    assert.ok(fix.json.result.steps.some((s: {host: string; what: string}) => s.host === 'h1' && /haproxy/.test(s.what)), fix.stdout)
+    await until('the virtual IP back on h1', () => holders().join() === 'h1', 20_000)
+    await healthySoon()
   })
 
   it('a client whose node stops reconnects through HAProxy to the other node; the message is delivered and archived', async () => {
@@ -110,8 +188,7 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
 
     const fix = await imctl(['install', '-c', c, '--json'])
     assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr)
-    const again = await imctl(['health', '-c', c, '--json'])
-    assert.equal(again.json.result.status, 'healthy', again.stdout)
+    await healthySoon()
     for (const h of ['h2', 'h3']) assert.equal(sb.onHost(h, 'ejabberdctl list_cluster').trim().split('\n').length, 2)
   })
 
@@ -122,10 +199,10 @@ describe('ejabberd cluster behind HAProxy', {timeout: 900_000}, () => {
     assert.equal(health.exitCode, 5, health.stdout)
     const checks = health.json.result.checks as {host: string; check: string; ok: boolean; degraded?: boolean; detail: string}[]
     assert.ok(checks.filter((x) => x.degraded).every((x) => x.host === 'h2'), JSON.stringify(checks))
-    assert.ok(checks.some((x) => x.check.startsWith('WebSocket login and message delivery through HAProxy') && x.ok && !x.degraded), JSON.stringify(checks))
+    assert.ok(checks.some((x) => x.check.startsWith('WebSocket login and message delivery through the virtual IP') && x.ok && !x.degraded), JSON.stringify(checks))
     const fix = await imctl(['install', '-c', c, '--json'])
     assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr)
-    assert.equal((await imctl(['health', '-c', c, '--json'])).json.result.status, 'healthy')
+    await healthySoon()
   })
 
   it('a re-run changes nothing; no secret in any output', async () => {

@@ -105,6 +105,7 @@ describe('which packages a bundle carries', () => {
         'host:stunnel4=3:5.68-*',
         // The firewall's nft: a bundle works for a cluster with `firewall:` on too.
         'host:nftables=1.0.6-*',
+        'host:keepalived=1:2.2.7-*',
       ],
     )
   })

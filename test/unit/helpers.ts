@@ -60,6 +60,7 @@ export const INSTALLED: Record<string, string> = {
   'erlang-redis-client': '1.2.0-7',
   haproxy: '2.6.12-1+deb12u3',
   nftables: '1.0.6-2+deb12u2',
+  keepalived: '1:2.2.7-1+b2',
 }
 
 /** An engine host with nothing of this cluster on it. */
