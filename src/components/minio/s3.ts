@@ -52,26 +52,7 @@ export async function openMinioS3(conn: HostConnection, address: string, port: n
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   })
-  const opts = () => ({abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
-  return {
-    client,
-    target: `${urlHost(address)}:${port}`,
-    async put(bucket, k, body) {
-      await client.send(new PutObjectCommand({Bucket: bucket, Key: k, Body: body, ContentLength: body.length}), opts())
-    },
-    async get(bucket, k) {
-      const res = await client.send(new GetObjectCommand({Bucket: bucket, Key: k}), opts())
-      if (!res.Body) throw new Error(`GET ${bucket}/${k} returned no body`)
-      return Buffer.from(await res.Body.transformToByteArray())
-    },
-    async delete(bucket, k) {
-      await client.send(new DeleteObjectCommand({Bucket: bucket, Key: k}), opts())
-    },
-    async close() {
-      client.destroy()
-      await tunnel.close()
-    },
-  }
+  return s3Handle(client, `${urlHost(address)}:${port}`, () => tunnel.close())
 }
 
 /** An S3-compatible endpoint outside the cluster (a company's S3, another MinIO). */
@@ -102,10 +83,15 @@ export function openS3Endpoint(spec: S3EndpointSpec): MinioS3 {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   })
+  return s3Handle(client, spec.endpoint, async () => {})
+}
+
+/** The small-object calls every imctl S3 client offers, each bounded in time; `release` frees what the client rides on. */
+function s3Handle(client: S3Client, target: string, release: () => Promise<void>): MinioS3 {
   const opts = () => ({abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)})
   return {
     client,
-    target: spec.endpoint,
+    target,
     async put(bucket, k, body) {
       await client.send(new PutObjectCommand({Bucket: bucket, Key: k, Body: body, ContentLength: body.length}), opts())
     },
@@ -119,6 +105,7 @@ export function openS3Endpoint(spec: S3EndpointSpec): MinioS3 {
     },
     async close() {
       client.destroy()
+      await release()
     },
   }
 }
