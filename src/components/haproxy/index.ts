@@ -1,6 +1,6 @@
-import type {ClusterConfig, HostConfig, VirtualIp} from '../../config/model.js'
-import type {Resource} from '../../plan/resources.js'
-import type {Component} from '../types.js'
+import type {ClusterConfig, HostConfig} from '../../config/model.js'
+import {systemdReload, type Resource} from '../../plan/resources.js'
+import type {Component, ComponentContext} from '../types.js'
 
 /** The HAProxy frontends and the ejabberd listener each passes to (TCP passthrough). */
 export function haproxyListeners(config: ClusterConfig): {name: 'xmpp' | 'http' | 'mqtt'; port: number; ejabberdPort: number; what: string}[] {
@@ -16,52 +16,6 @@ export function haproxyListeners(config: ClusterConfig): {name: 'xmpp' | 'http' 
 
 const DROP_IN_DIR = '/etc/systemd/system/haproxy.service.d'
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf'
-
-/**
- * keepalived's config on one HAProxy host: one VRRP instance holding the virtual IP. The first
- * host has the higher priority, so it holds the address whenever its HAProxy runs; a HAProxy that
- * is not active puts the instance in FAULT, which gives the address up to the other host. VRRP
- * goes unicast between the hosts' cluster addresses, so it needs no multicast on the network.
- * No VRRP authentication: VRRPv2's password travels in clear text and VRRPv3 dropped it; the
- * firewall admits VRRP from the other HAProxy hosts only.
- */
-export function renderKeepalivedConf(config: ClusterConfig, vip: VirtualIp, host: HostConfig, peers: HostConfig[], rank: number): string {
-  return [
-    `# Managed by imctl for cluster ${config.name}: changes here are overwritten.`,
-    `# The virtual IP ${vip.address} stays on one HAProxy host whose HAProxy runs (the first listed when it can).`,
-    'global_defs {',
-    `    router_id imctl-${host.name}`,
-    '    script_user root',
-    '    enable_script_security',
-    '}',
-    '',
-    'vrrp_script imctl_haproxy {',
-    '    script "/usr/bin/systemctl is-active --quiet haproxy.service"',
-    '    interval 1',
-    '    fall 2',
-    '    rise 2',
-    '}',
-    '',
-    'vrrp_instance imctl_vip {',
-    `    state ${rank === 0 ? 'MASTER' : 'BACKUP'}`,
-    `    interface ${vip.interface}`,
-    `    virtual_router_id ${vip.routerId}`,
-    `    priority ${150 - 10 * rank}`,
-    '    advert_int 1',
-    `    unicast_src_ip ${host.address}`,
-    '    unicast_peer {',
-    ...peers.map((p) => `        ${p.address}`),
-    '    }',
-    '    virtual_ipaddress {',
-    `        ${vip.address}/${vip.prefix} dev ${vip.interface}`,
-    '    }',
-    '    track_script {',
-    '        imctl_haproxy',
-    '    }',
-    '}',
-    '',
-  ].join('\n')
-}
 
 /** HAProxy from Debian in front of every ejabberd node, checking each node's listeners. */
 export const haproxy: Component = {
@@ -113,18 +67,26 @@ export const haproxy: Component = {
           daemonReload: true,
         },
         {...base, kind: 'service' as const, unit: 'haproxy'},
-        ...keepalivedResources(ctx.config, ctx.manifest.hostPackages, host),
+        ...keepalivedResources(ctx, host),
       ]
     })
   },
 }
 
-/** keepalived on a HAProxy host when cluster.yaml has `haproxy.virtualIp`: its package, config and service. */
-function keepalivedResources(config: ClusterConfig, hostPackages: {name: string; version: string}[] | undefined, host: HostConfig): Resource[] {
+/**
+ * keepalived on a HAProxy host when cluster.yaml has `haproxy.virtualIp` (its package, config and service): one VRRP instance holding the virtual IP. The first
+ * host has the higher priority, so it holds the address whenever its HAProxy runs; a HAProxy that
+ * is not active puts the instance in FAULT, which gives the address up to the other host. VRRP
+ * goes unicast between the hosts' cluster addresses, so it needs no multicast on the network.
+ * No VRRP authentication: VRRPv2's password travels in clear text and VRRPv3 dropped it; the
+ * firewall admits VRRP from the other HAProxy hosts only.
+ */
+function keepalivedResources(ctx: ComponentContext, host: HostConfig): Resource[] {
+  const config = ctx.config
   const hp = config.components.haproxy!
   const vip = hp.virtualIp
   if (!vip) return []
-  const pkg = hostPackages?.find((p) => p.name === 'keepalived')
+  const pkg = ctx.manifest.hostPackages?.find((p) => p.name === 'keepalived')
   if (!pkg) throw new Error('bug: the release has no keepalived in hostPackages, which `haproxy.virtualIp` needs')
   const base = {host: host.name, component: 'haproxy' as const}
   const all = hp.hosts.map((n) => config.hosts.find((h) => h.name === n)!)
@@ -135,7 +97,10 @@ function keepalivedResources(config: ClusterConfig, hostPackages: {name: string;
       ...base,
       kind: 'file',
       path: KEEPALIVED_CONF,
-      content: renderKeepalivedConf(config, vip, host, peers, hp.hosts.indexOf(host.name)),
+      content: (() => {
+        const rank = hp.hosts.indexOf(host.name)
+        return ctx.render('haproxy/keepalived.conf.hbs', {cluster: config, vip, host, peers, state: rank === 0 ? 'MASTER' : 'BACKUP', priority: 150 - 10 * rank})
+      })(),
       owner: 'root',
       group: 'root',
       mode: '600',
@@ -144,6 +109,6 @@ function keepalivedResources(config: ClusterConfig, hostPackages: {name: string;
       // keepalived re-reads its config on SIGHUP and keeps the address where it is meanwhile.
       reloadable: true,
     },
-    {...base, kind: 'service', unit: 'keepalived', reload: [{argv: ['systemctl', 'reload', 'keepalived'], root: true, description: 'reload keepalived (re-reads its config, keeps the virtual IP)'}]},
+    {...base, kind: 'service', unit: 'keepalived', reload: systemdReload('keepalived', 'keepalived re-reads its config and keeps the virtual IP')},
   ]
 }
