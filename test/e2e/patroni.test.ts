@@ -125,8 +125,10 @@ describe('PostgreSQL under Patroni: failover of the primary\'s host', {timeout: 
     podman('network', 'disconnect', `imctl-sbx-${NAME}`, h1.container)
     podman('network', 'connect', '--ip', h1.address, `imctl-sbx-${NAME}`, h1.container)
     podman('start', h1.container)
-    const h = await healthUntil((x) => x.status === 'healthy', 180)
-    assert.match(detailOf(h, 'h1', /^Patroni member/)!.detail, /^replica, (running|streaming), lag 0\.0 MB, timeline 2/)
+    // Healthy comes first; the member shows its timeline once it follows the new leader's WAL.
+    const rejoined = /^replica, (running|streaming), lag 0\.0 MB, timeline 2/
+    const h = await healthUntil((x) => x.status === 'healthy' && rejoined.test(detailOf(x, 'h1', /^Patroni member/)?.detail ?? ''), 180)
+    assert.match(detailOf(h, 'h1', /^Patroni member/)!.detail, rejoined)
     assert.match(detailOf(h, 'h2', /^Patroni member/)!.detail, /^leader \(primary\)/)
     assert.equal(archiveRows('h1'), 4, 'the former primary replicates what was written after the failover')
     // A hand edit of the primary's config.yml is put back with a reload: no failover.
