@@ -17,7 +17,7 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {S3Client} from '@aws-sdk/client-s3'
 import {parse} from 'yaml'
-import {imctl, imctlKilledWhen, transcript} from './harness.js'
+import {imctl, imctlKilledWhen, removeEngineCluster, transcript} from './harness.js'
 import {objectsDigest, seedObjects} from './stores.js'
 import {archive, login, send} from './xmpp.js'
 
@@ -36,14 +36,6 @@ async function timedImctl(args: string[]): Promise<Awaited<ReturnType<typeof imc
   return r
 }
 
-/** Every container, volume and the network of the cluster: what losing the engine host's data leaves. */
-function removeAll(): void {
-  const ids = podman('ps', '-aq', '--filter', `label=io.imctl.cluster=${CLUSTER}`).split('\n').filter(Boolean)
-  if (ids.length) podman('rm', '-f', ...ids)
-  const vols = podman('volume', 'ls', '-q', '--filter', `name=imctl-${CLUSTER}-`).split('\n').filter(Boolean)
-  if (vols.length) podman('volume', 'rm', '-f', ...vols)
-  if (podman('network', 'ls', '--format', '{{.Name}}').split('\n').includes(`imctl-${CLUSTER}`)) podman('network', 'rm', `imctl-${CLUSTER}`)
-}
 
 describe('backup and restore with every store in a container on an engine host', {timeout: 600_000}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'imctl-e2e-ebk-'))
@@ -72,7 +64,7 @@ describe('backup and restore with every store in a container on an engine host',
   }
 
   before(async () => {
-    removeAll()
+    removeEngineCluster(CLUSTER)
     writeFileSync(
       c,
       [
@@ -102,7 +94,7 @@ describe('backup and restore with every store in a container on an engine host',
 
   after(() => {
     s3?.destroy()
-    removeAll()
+    removeEngineCluster(CLUSTER)
   })
 
   it('backs up users, an archived conversation, Redis keys and objects out of the containers, and the set verifies', async () => {
@@ -146,7 +138,7 @@ describe('backup and restore with every store in a container on an engine host',
 
   it('restores onto a new install after every container and volume is gone, also after a restore was cut by SIGKILL, and everything is equal', async () => {
     // Disaster: the engine host's containers and volumes are gone. A fresh install.
-    removeAll()
+    removeEngineCluster(CLUSTER)
     await install()
     assert.doesNotMatch(users(), /alice/)
     // Without --json, so the progress lines show; cut once Redis's data was swapped on its stopped volume.

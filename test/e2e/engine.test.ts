@@ -16,7 +16,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {parse} from 'yaml'
-import {imctl, transcript, type CliRun} from './harness.js'
+import {imctl, removeEngineCluster, transcript, type CliRun} from './harness.js'
 
 const CLUSTER = 'e2e-eng'
 const DRIVES = ['/srv/minio/d1', '/srv/minio/d2', '/srv/minio/d3', '/srv/minio/d4']
@@ -50,13 +50,6 @@ const containerLog = (component: string) => {
 const healthRecords = () => inContainer('kafka', 'cat /var/lib/kafka/data/imctl.health-0/*.log').match(/imctl-health-[0-9a-f]{12}/g) ?? []
 const kafkaClusterId = () => /^cluster\.id=(.*)$/m.exec(inContainer('kafka', 'cat /var/lib/kafka/data/meta.properties'))?.[1]
 
-function removeAll(): void {
-  const ids = podman('ps', '-aq', '--filter', `label=io.imctl.cluster=${CLUSTER}`).split('\n').filter(Boolean)
-  if (ids.length) podman('rm', '-f', ...ids)
-  const vols = podman('volume', 'ls', '-q', '--filter', `name=imctl-${CLUSTER}-`).split('\n').filter(Boolean)
-  if (vols.length) podman('volume', 'rm', '-f', ...vols)
-  if (podman('network', 'ls', '--format', '{{.Name}}').split('\n').includes(`imctl-${CLUSTER}`)) podman('network', 'rm', `imctl-${CLUSTER}`)
-}
 
 describe('Docker mode: the reference cluster as containers on the local engine', {timeout: 1_500_000}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'imctl-e2e-engine-'))
@@ -65,7 +58,7 @@ describe('Docker mode: the reference cluster as containers on the local engine',
   let kafkaSecrets: Record<string, string> = {}
 
   before(async () => {
-    removeAll()
+    removeEngineCluster(CLUSTER)
     // Given one engine host, with non-default published ports bound to loopback only.
     writeFileSync(
       c,
@@ -94,7 +87,7 @@ describe('Docker mode: the reference cluster as containers on the local engine',
     kafkaSecrets = doc.kafka!
   })
 
-  after(() => removeAll())
+  after(() => removeEngineCluster(CLUSTER))
 
   it('plans images, containers and their start, touching nothing', async () => {
     const r = await imctl(['plan', '-c', c, '--json'])

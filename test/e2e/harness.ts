@@ -120,3 +120,13 @@ export function imctlKilledWhen(args: string[], when: (output: string) => boolea
     })
   })
 }
+
+/** Every container, volume and the network of an engine cluster on this machine's podman: what losing the engine host's data leaves. */
+export function removeEngineCluster(cluster: string): void {
+  const podman = (...args: string[]) => execFileSync('podman', args, {encoding: 'utf8'})
+  const ids = podman('ps', '-aq', '--filter', `label=io.imctl.cluster=${cluster}`).split('\n').filter(Boolean)
+  if (ids.length) podman('rm', '-f', ...ids)
+  const vols = podman('volume', 'ls', '-q', '--filter', `name=imctl-${cluster}-`).split('\n').filter(Boolean)
+  if (vols.length) podman('volume', 'rm', '-f', ...vols)
+  if (podman('network', 'ls', '--format', '{{.Name}}').split('\n').includes(`imctl-${cluster}`)) podman('network', 'rm', `imctl-${cluster}`)
+}
